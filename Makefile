@@ -1,0 +1,32 @@
+# Two commands do all the set-up on a machine with Python 3.11 and make:
+#   make demo   installs, imports and processes the sample books, and shows what was found
+#   make test   installs and runs the whole test suite (CI runs exactly this)
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_HOME ?= demo-home
+export OMP_NUM_THREADS := 1
+export OPENBLAS_NUM_THREADS := 1
+export MKL_NUM_THREADS := 1
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+# torch==2.13.0 first: it is the CPU build that lies on this disk; any other spec pulls a multi-GB CUDA build
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[nlp,celery,dev]'
+	touch $@
+
+demo: install
+	BOOKREADER_HOME=$(DEMO_HOME) $(BIN)/bookreader books import sample_books/*.epub sample_books/*.fb2 sample_books/*.txt
+	BOOKREADER_HOME=$(DEMO_HOME) $(BIN)/bookreader books list
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache

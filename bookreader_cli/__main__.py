@@ -1,0 +1,3 @@
+from bookreader_cli.cli import main
+
+main()

@@ -1,0 +1,178 @@
+"""Settings: defaults, overlaid by an optional TOML file, overlaid by BOOKREADER_* environment variables.
+
+Every path derives from `home` (BOOKREADER_HOME or --home; default the platform's user data dir), so one
+variable moves a whole installation. The TOML file is `<home>/config.toml` unless BOOKREADER_CONFIG names one.
+Environment overrides are `BOOKREADER_<SECTION>_<KEY>` (e.g. BOOKREADER_NLP_THRESHOLD=0.5).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from bookreader_cli.errors import BadInput
+
+
+@dataclass
+class NlpSettings:
+    mode: str = "ensemble"
+    processors: list[str] = field(default_factory=lambda: ["spacy", "natasha", "stanza"])
+    weights: dict[str, float] = field(default_factory=lambda: {"spacy": 1.0, "natasha": 1.2, "stanza": 0.8})
+    threshold: float = 0.6
+    workers: int = 2
+    max_description_chars: int = 1000
+    spacy_model: str = ""  # an installed pipeline name or a path; empty: use one if installed, else rules
+    stanza_dir: str = ""  # a Stanza resources dir; empty: <home>/models/stanza
+
+
+@dataclass
+class ImageSettings:
+    base_url: str = "https://image.pollinations.ai"
+    model: str = "flux"
+    width: int = 1024
+    height: int = 768
+    nologo: bool = True
+    enhance: bool = False
+    api_key_env: str = "POLLINATIONS_API_KEY"  # the key itself is never stored in settings
+    concurrency: int = 4
+    rate_per_second: float = 2.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    total_timeout: float = 180.0
+    max_retries: int = 3
+    backoff_base: float = 1.0
+    daily_limit_per_user: int = 0  # 0: no limit
+    prompt_max_chars: int = 400
+
+
+@dataclass
+class CacheSettings:
+    ttl_seconds: int = 24 * 3600
+
+
+@dataclass
+class CelerySettings:
+    broker_url: str = "redis://localhost:6379/0"
+    result_backend: str = "redis://localhost:6379/0"
+
+
+@dataclass
+class Settings:
+    home: Path
+    config_file: Path | None = None
+    nlp: NlpSettings = field(default_factory=NlpSettings)
+    images: ImageSettings = field(default_factory=ImageSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    celery: CelerySettings = field(default_factory=CelerySettings)
+    cleanup_days: int = 30
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "bookreader.db"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.home / "images"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def stanza_dir(self) -> Path:
+        return Path(self.nlp.stanza_dir).expanduser() if self.nlp.stanza_dir else self.models_dir / "stanza"
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["home"] = str(self.home)
+        d["config_file"] = str(self.config_file) if self.config_file else None
+        d["paths"] = {
+            "database": str(self.db_path),
+            "cache": str(self.cache_dir),
+            "images": str(self.images_dir),
+            "models": str(self.models_dir),
+            "stanza": str(self.stanza_dir),
+        }
+        return d
+
+
+_SECTIONS = {"nlp": NlpSettings, "images": ImageSettings, "cache": CacheSettings, "celery": CelerySettings}
+
+
+def default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("bookreader", appauthor=False))
+
+
+def load_settings(home: str | Path | None = None, environ: dict | None = None) -> Settings:
+    """Effective settings: defaults < config file < environment < explicit `home`."""
+    env = os.environ if environ is None else environ
+    home_path = Path(home or env.get("BOOKREADER_HOME") or default_home()).expanduser().resolve()
+    cfg_path = Path(env["BOOKREADER_CONFIG"]).expanduser() if env.get("BOOKREADER_CONFIG") else home_path / "config.toml"
+    data: dict = {}
+    if cfg_path.exists():
+        try:
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise BadInput(f"config file {cfg_path}: {exc}") from None
+    elif env.get("BOOKREADER_CONFIG"):
+        raise BadInput(f"config file {cfg_path} does not exist")
+    settings = Settings(home=home_path, config_file=cfg_path if cfg_path.exists() else None)
+    for section, cls in _SECTIONS.items():
+        group = getattr(settings, section)
+        values = data.get(section, {})
+        if not isinstance(values, dict):
+            raise BadInput(f"config file {cfg_path}: [{section}] must be a table")
+        for f in fields(cls):
+            env_key = f"BOOKREADER_{section.upper()}_{f.name.upper()}"
+            if f.name in values:
+                setattr(group, f.name, _coerce(values[f.name], getattr(group, f.name), f"{section}.{f.name}"))
+            if env_key in env:
+                setattr(group, f.name, _coerce_text(env[env_key], getattr(group, f.name), env_key))
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise BadInput(f"config file {cfg_path}: unknown key(s) in [{section}]: {', '.join(sorted(unknown))}")
+    if "cleanup_days" in data:
+        settings.cleanup_days = _coerce(data["cleanup_days"], settings.cleanup_days, "cleanup_days")
+    return settings
+
+
+def _coerce(value, default, name: str):
+    """Check a TOML value has the default's type (ints accepted for floats)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise BadInput(f"setting {name}: expected {type(default).__name__}, got {value!r}")
+    return value
+
+
+def _coerce_text(text: str, default, name: str):
+    """Parse an environment variable by the default's type; lists are comma-separated, dicts k=v,k=v."""
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(text)
+            return text.lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, list):
+            return [p.strip() for p in text.split(",") if p.strip()]
+        if isinstance(default, dict):
+            return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in text.split(",") if p.strip())}
+        return text
+    except ValueError:
+        raise BadInput(f"{name}={text!r}: expected {type(default).__name__}") from None

@@ -1,0 +1,168 @@
+"""Where things go: data (JSON, CSV, crontab lines…) to stdout; tables, progress, logs and errors to stderr.
+
+Colour and progress bars switch off when stderr is not a terminal or NO_COLOR is set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
+
+_console = None
+
+
+def interactive() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+
+
+def console():
+    """The stderr rich console (created on first use so start-up stays fast)."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(stderr=True, no_color=not interactive(), highlight=False,
+                           force_terminal=None if interactive() else False, soft_wrap=False)
+    return _console
+
+
+def _default(obj: Any):
+    from dataclasses import asdict, is_dataclass
+    from pathlib import Path
+
+    if is_dataclass(obj):
+        return asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if isinstance(obj, bytes):
+        return f"<{len(obj)} bytes>"
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps(obj: Any, indent: int | None = 2) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=indent, default=_default)
+
+
+def print_json(obj: Any) -> None:
+    """Exactly one JSON document on stdout."""
+    sys.stdout.write(dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def print_jsonl(rows: Iterable[Any]) -> None:
+    for row in rows:
+        sys.stdout.write(dumps(row, indent=None) + "\n")
+    sys.stdout.flush()
+
+
+def print_table(columns: list[str], rows: Iterable[Iterable[Any]], title: str | None = None) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console().print(table)
+
+
+def print_summary(data: dict, title: str | None = None, skip: Iterable[str] = ()) -> None:
+    """A two-column table of a result dict's scalar fields (nested values shown as compact JSON)."""
+    rows = []
+    for key, value in data.items():
+        if key in skip:
+            continue
+        if isinstance(value, float):
+            value = f"{value:.3f}"
+        elif isinstance(value, (dict, list)):
+            value = dumps(value, indent=None)
+            value = value if len(value) <= 200 else value[:197] + "..."
+        rows.append((key, value))
+    print_table(["field", "value"], rows, title=title)
+
+
+def message(text: str) -> None:
+    console().print(text, markup=False)
+
+
+def error(text: str, json_mode: bool, exit_code: int) -> None:
+    """One line on stderr: plain text, or a JSON error object with --json."""
+    text = " ".join(str(text).split())
+    if json_mode:
+        sys.stderr.write(dumps({"error": text, "exit_code": exit_code}, indent=None) + "\n")
+    else:
+        sys.stderr.write(f"error: {text}\n")
+    sys.stderr.flush()
+
+
+@contextmanager
+def progress(total: int, label: str) -> Iterator:
+    """A progress bar on stderr when interactive; otherwise a plain line per step (when verbose) or nothing.
+
+    Yields `advance(description: str = "")`.
+    """
+    if not interactive():
+        log = logging.getLogger("bookreader.progress")
+        done = [0]
+
+        def advance(description: str = "") -> None:
+            done[0] += 1
+            log.info("%s %d/%d %s", label, done[0], total, description)
+
+        yield advance
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console(), transient=False) as bar:
+        task = bar.add_task(label, total=total)
+
+        def advance(description: str = "") -> None:
+            bar.update(task, advance=1, description=f"{label} {description}".strip())
+
+        yield advance
+
+
+class JsonLogFormatter(logging.Formatter):
+    """Structured log lines: one JSON object per line, with whatever `extra=` fields the caller passed."""
+
+    RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
+                "message": record.getMessage()}
+        data.update({k: v for k, v in vars(record).items() if k not in self.RESERVED})
+        return dumps(data, indent=None)
+
+
+def setup_logging(log_format: str = "text", verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+        level = logging.INFO
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        level = logging.INFO if verbose else logging.WARNING
+    root = logging.getLogger("bookreader")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def timer() -> "Timer":
+    return Timer()
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def seconds(self, digits: int = 3) -> float:
+        return round(time.perf_counter() - self.start, digits)

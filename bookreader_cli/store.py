@@ -1,0 +1,222 @@
+"""The SQLite store: schema, migrations and the queries the tasks need.
+
+One file, WAL mode, a busy timeout so several processes can share it. The schema is built with
+sqlite-utils and versioned with PRAGMA user_version: each entry of MIGRATIONS runs once, in order, in a
+transaction. Writers use `with store.transaction():` so a chapter or an image is stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from bookreader_cli.errors import BadInput
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _m1_initial(db) -> None:
+    db["books"].create(
+        {
+            "id": int, "sha256": str, "path": str, "file_name": str, "file_size": int, "file_mtime": float,
+            "format": str, "title": str, "authors": str, "language": str, "identifiers": str,
+            "publisher": str, "date": str, "notes": str, "warnings": str, "cover": bytes,
+            "cover_media_type": str, "imported_at": float,
+        },
+        pk="id",
+        not_null={"sha256", "format", "title"},
+    )
+    db["books"].create_index(["sha256"], unique=True)
+    db["chapters"].create(
+        {"id": int, "book_id": int, "idx": int, "title": str, "text": str, "paragraphs": str, "source": str,
+         "char_count": int},
+        pk="id",
+        foreign_keys=[("book_id", "books", "id")],
+    )
+    db["chapters"].create_index(["book_id", "idx"], unique=True)
+    db["descriptions"].create(
+        {"id": int, "book_id": int, "chapter_id": int, "chapter_idx": int, "start": int, "end": int,
+         "text": str, "type": str, "priority": float, "confidence": float, "consensus": float,
+         "processors": str, "cfi": str, "created_at": float},
+        pk="id",
+        foreign_keys=[("book_id", "books", "id"), ("chapter_id", "chapters", "id")],
+    )
+    db["descriptions"].create_index(["book_id", "chapter_idx"])
+    db["descriptions"].create_index(["book_id", "priority"])
+    # which chapters a processing run has finished: a killed run resumes after the last stored chapter
+    db["chapter_runs"].create(
+        {"book_id": int, "chapter_idx": int, "run_key": str, "descriptions": int, "done_at": float},
+        pk=("book_id", "chapter_idx"),
+        foreign_keys=[("book_id", "books", "id")],
+    )
+    db["images"].create(
+        {"id": int, "description_id": int, "book_id": int, "user": str, "path": str, "sha256": str,
+         "prompt": str, "params": str, "seed": int, "model": str, "source_url": str, "size_bytes": int,
+         "width": int, "height": int, "status": str, "error": str, "generation_time_seconds": float,
+         "created_at": float},
+        pk="id",
+    )
+    db["images"].create_index(["description_id"])
+    db["images"].create_index(["user", "created_at"])
+    db["task_runs"].create(
+        {"id": str, "task": str, "queue": str, "args": str, "state": str, "attempts": int,
+         "created_at": float, "started_at": float, "finished_at": float, "duration_seconds": float,
+         "result": str, "error": str},
+        pk="id",
+    )
+    db["task_runs"].create_index(["task", "state"])
+    db["task_runs"].create_index(["created_at"])
+
+
+def _m2_locations_and_locks(db) -> None:
+    db["books"].add_column("locations", str)  # JSON array of epub.js location CFIs
+    db["books"].add_column("locations_chars", int)
+    db["locks"].create({"name": str, "owner": str, "pid": int, "acquired_at": float, "expires_at": float},
+                       pk="name")
+
+
+MIGRATIONS = [_m1_initial, _m2_locations_and_locks]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection with the settings every process must share (WAL, busy timeout, foreign keys)."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+class Store:
+    """Thin wrapper over one sqlite-utils Database; every query the product runs lives here."""
+
+    def __init__(self, path: Path):
+        import sqlite_utils
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = connect(path)
+        except sqlite3.Error as exc:
+            raise BadInput(f"cannot open database {path}: {exc}") from None
+        self.db = sqlite_utils.Database(self.conn)
+        self.path = path
+        self.migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                migration(self.db)
+                self.conn.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (nested calls join the outer one)."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ---- books -------------------------------------------------------------------------------
+    def book_by_sha(self, sha256: str) -> dict | None:
+        rows = list(self.db.query("SELECT id FROM books WHERE sha256 = ?", [sha256]))
+        return self.book(rows[0]["id"]) if rows else None
+
+    def book(self, book_id: int) -> dict:
+        rows = list(self.db.query(
+            "SELECT id, sha256, path, file_name, file_size, file_mtime, format, title, authors, language, "
+            "identifiers, publisher, date, notes, warnings, cover_media_type, length(cover) AS cover_bytes, "
+            "imported_at, locations_chars FROM books WHERE id = ?", [book_id]))
+        if not rows:
+            raise BadInput(f"no book with id {book_id}")
+        return _decode(rows[0], "authors", "identifiers", "notes", "warnings")
+
+    def resolve_book(self, ref: str) -> dict:
+        """A book by numeric id or by a sha256 prefix (at least 8 hex digits)."""
+        ref = str(ref).strip()
+        if ref.isdigit():
+            return self.book(int(ref))
+        if len(ref) >= 8 and all(c in "0123456789abcdef" for c in ref.lower()):
+            rows = list(self.db.query("SELECT id FROM books WHERE sha256 LIKE ?", [ref.lower() + "%"]))
+            if len(rows) == 1:
+                return self.book(rows[0]["id"])
+            if len(rows) > 1:
+                raise BadInput(f"book reference {ref!r} is ambiguous: {len(rows)} books match")
+        raise BadInput(f"no book with id {ref!r}")
+
+    def books(self) -> list[dict]:
+        rows = self.db.query(
+            "SELECT b.id, b.title, b.authors, b.language, b.format, b.file_name, b.sha256, b.imported_at, "
+            "(SELECT count(*) FROM chapters c WHERE c.book_id = b.id) AS chapters, "
+            "(SELECT coalesce(sum(char_count), 0) FROM chapters c WHERE c.book_id = b.id) AS chars, "
+            "(SELECT count(*) FROM descriptions d WHERE d.book_id = b.id) AS descriptions "
+            "FROM books b ORDER BY b.id")
+        return [_decode(r, "authors") for r in rows]
+
+    def insert_book(self, meta: dict, chapters: list[dict], cover: bytes | None) -> int:
+        with self.transaction():
+            row = dict(meta, cover=cover)
+            for key in ("authors", "identifiers", "notes", "warnings"):
+                row[key] = json.dumps(row.get(key) or [], ensure_ascii=False)
+            book_id = self.db["books"].insert(row).last_pk
+            self.db["chapters"].insert_all(
+                [dict(ch, book_id=book_id, paragraphs=json.dumps(ch["paragraphs"])) for ch in chapters])
+        return book_id
+
+    def remove_book(self, book_id: int) -> dict:
+        self.book(book_id)
+        with self.transaction():
+            counts = {
+                "descriptions": self.conn.execute("DELETE FROM descriptions WHERE book_id = ?", [book_id]).rowcount,
+                "images": self.conn.execute("DELETE FROM images WHERE book_id = ?", [book_id]).rowcount,
+            }
+            self.conn.execute("DELETE FROM chapter_runs WHERE book_id = ?", [book_id])
+            counts["chapters"] = self.conn.execute("DELETE FROM chapters WHERE book_id = ?", [book_id]).rowcount
+            self.conn.execute("DELETE FROM books WHERE id = ?", [book_id])
+        return counts
+
+    def cover(self, book_id: int) -> tuple[bytes | None, str]:
+        row = self.conn.execute("SELECT cover, cover_media_type FROM books WHERE id = ?", [book_id]).fetchone()
+        if row is None:
+            raise BadInput(f"no book with id {book_id}")
+        return row[0], row[1] or ""
+
+    # ---- chapters ----------------------------------------------------------------------------
+    def chapters(self, book_id: int, with_text: bool = True) -> list[dict]:
+        cols = "id, idx, title, source, char_count" + (", text, paragraphs" if with_text else "")
+        rows = self.db.query(f"SELECT {cols} FROM chapters WHERE book_id = ? ORDER BY idx", [book_id])
+        return [_decode(r, "paragraphs") if with_text else r for r in rows]
+
+    def chapter(self, book_id: int, idx: int) -> dict:
+        rows = list(self.db.query(
+            "SELECT id, idx, title, source, char_count, text, paragraphs FROM chapters "
+            "WHERE book_id = ? AND idx = ?", [book_id, idx]))
+        if not rows:
+            raise BadInput(f"book {book_id} has no chapter {idx}")
+        return _decode(rows[0], "paragraphs")
+
+
+def _decode(row: dict, *json_keys: str) -> dict:
+    row = dict(row)
+    for key in json_keys:
+        if key in row and isinstance(row[key], str):
+            row[key] = json.loads(row[key])
+    return row
+
+
+def now() -> float:
+    return time.time()
