@@ -210,6 +210,59 @@ class Store:
         return _decode(rows[0], "paragraphs")
 
 
+    # ---- descriptions and processing progress ---------------------------------------------------
+    def store_chapter_descriptions(self, book_id: int, chapter: dict, descriptions: list[dict],
+                                   run_key: str) -> None:
+        """Replace one chapter's descriptions and mark it done for `run_key`, in one transaction."""
+        created = time.time()
+        with self.transaction():
+            self.conn.execute("DELETE FROM descriptions WHERE book_id = ? AND chapter_idx = ?",
+                              [book_id, chapter["idx"]])
+            self.db["descriptions"].insert_all([
+                {"book_id": book_id, "chapter_id": chapter["id"], "chapter_idx": chapter["idx"],
+                 "start": d["start"], "end": d["end"], "text": d["text"], "type": d["type"],
+                 "priority": d["priority"], "confidence": d["confidence"], "consensus": d["consensus"],
+                 "processors": json.dumps(d["processors"]), "cfi": d.get("cfi"), "created_at": created}
+                for d in descriptions
+            ])
+            self.db["chapter_runs"].upsert(
+                {"book_id": book_id, "chapter_idx": chapter["idx"], "run_key": run_key,
+                 "descriptions": len(descriptions), "done_at": created},
+                pk=("book_id", "chapter_idx"))
+
+    def chapters_done(self, book_id: int, run_key: str) -> set[int]:
+        rows = self.conn.execute("SELECT chapter_idx FROM chapter_runs WHERE book_id = ? AND run_key = ?",
+                                 [book_id, run_key])
+        return {r[0] for r in rows}
+
+    def reset_chapter_runs(self, book_id: int) -> None:
+        self.conn.execute("DELETE FROM chapter_runs WHERE book_id = ?", [book_id])
+
+    def descriptions(self, book_id: int, type: str | None = None, min_priority: float | None = None,
+                     top: int | None = None, order: str = "priority") -> list[dict]:
+        where, params = ["d.book_id = ?"], [book_id]
+        if type:
+            where.append("d.type = ?")
+            params.append(type)
+        if min_priority is not None:
+            where.append("d.priority >= ?")
+            params.append(min_priority)
+        order_by = "d.priority DESC, d.id" if order == "priority" else "d.chapter_idx, d.start"
+        sql = ("SELECT d.id, d.book_id, d.chapter_idx, c.title AS chapter_title, d.start, d.end, d.type, "
+               "d.priority, d.confidence, d.consensus, d.processors, d.cfi, d.text FROM descriptions d "
+               "JOIN chapters c ON c.id = d.chapter_id WHERE " + " AND ".join(where) + f" ORDER BY {order_by}")
+        if top:
+            sql += " LIMIT ?"
+            params.append(top)
+        return [_decode(r, "processors") for r in self.db.query(sql, params)]
+
+    def description(self, description_id: int) -> dict:
+        rows = list(self.db.query("SELECT * FROM descriptions WHERE id = ?", [description_id]))
+        if not rows:
+            raise BadInput(f"no description with id {description_id}")
+        return _decode(rows[0], "processors")
+
+
 def _decode(row: dict, *json_keys: str) -> dict:
     row = dict(row)
     for key in json_keys:
