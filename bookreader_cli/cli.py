@@ -104,12 +104,13 @@ def books_import(
     from bookreader_cli import output, tasks
 
     def human(result: dict) -> None:
-        output.print_table(
-            ["id", "status", "title", "format", "lang", "chapters", "chars"],
-            [(r["book_id"], r["status"], r["title"], r["format"], r["language"], r["chapters"], r["characters"])
-             for r in result["imported"]],
-            title="Imported books",
-        )
+        if result["imported"]:
+            output.print_table(
+                ["id", "status", "title", "format", "lang", "chapters", "chars"],
+                [(r["book_id"], r["status"], r["title"], r["format"], r["language"], r["chapters"],
+                  r["characters"]) for r in result["imported"]],
+                title="Imported books",
+            )
         for err in result["errors"]:
             output.error(err["error"], False, 2)
 
@@ -159,6 +160,118 @@ def books_remove(book: Annotated[str, typer.Argument(help="Book id or sha256 pre
     _run(lambda ctx: tasks.remove_book(ctx, book), json_mode)
 
 
+# ---- description engine -----------------------------------------------------------------------
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="single, parallel, sequential, ensemble or adaptive.")]
+ProcessorsOpt = Annotated[Optional[str], typer.Option("--processors", help="Comma-separated: spacy,natasha,stanza.")]
+
+
+@app.command("process")
+def process_cmd(
+    book: Annotated[str, typer.Argument(help="A book file (imported if needed) or a book id.")],
+    mode: ModeOpt = None,
+    processors: ProcessorsOpt = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes (default from settings).")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (process pool) or celery (workers anywhere).")] = "local",
+    json_mode: JsonOpt = False,
+) -> None:
+    """Find, rank and store a book's descriptions, chapter by chapter."""
+    from bookreader_cli import output, tasks
+
+    def run(ctx):
+        book_row = tasks.book_ref_or_file(ctx, book)
+        total = len(ctx.store.chapters(book_row["id"], with_text=False))
+        with output.progress(total, "chapters") as advance:
+            return tasks.process_book(ctx, str(book_row["id"]), mode, processors, workers, executor,
+                                      on_chapter=lambda ch, n: advance(f"{ch['title'][:40]} ({n})"))
+
+    _run(run, json_mode, lambda r: output.print_summary(r, title="Processed"))
+
+
+@app.command("nlp")
+def nlp_cmd(
+    text: Annotated[Optional[str], typer.Argument(help="The text, or - (default) to read stdin.")] = "-",
+    mode: ModeOpt = None,
+    processors: ProcessorsOpt = None,
+    lang: Annotated[Optional[str], typer.Option("--lang", help="ru or en (default: guessed).")] = None,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Find descriptions in a text (offsets into it)."""
+    from bookreader_cli import output, tasks
+
+    if text in (None, "-"):
+        text = sys.stdin.read()
+
+    def human(result: dict) -> None:
+        output.print_summary(result, title="NLP", skip=("descriptions",))
+        output.print_table(["start", "end", "type", "priority", "processors", "text"],
+                           [(d["start"], d["end"], d["type"], f"{d['priority']:.2f}", ",".join(d["processors"]),
+                             d["text"][:100]) for d in result["descriptions"]], title="Descriptions")
+
+    _run(lambda ctx: tasks.nlp_text(ctx, text, mode, processors, lang), json_mode, human)
+
+
+models_app = typer.Typer(help="NLP processors and their models.", invoke_without_command=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback()
+def models_cmd(
+    typer_ctx: typer.Context,
+    load: Annotated[bool, typer.Option("--load", help="Load each available model and time it.")] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """List each processor: available or why not, model source, load time."""
+    from bookreader_cli import output, tasks
+
+    if typer_ctx.invoked_subcommand:
+        return
+
+    def human(result: dict) -> None:
+        output.print_table(["processor", "available", "source / reason", "load s"],
+                           [(p["name"], "yes" if p["available"] else "no", p["source"] or p["reason"],
+                             p["load_seconds"] if p["load_seconds"] is not None else "") for p in result["processors"]],
+                           title="NLP processors")
+
+    _run(lambda ctx: tasks.list_models(ctx, load), json_mode, human)
+
+
+# ---- descriptions -----------------------------------------------------------------------------
+@app.command("descriptions")
+def descriptions_cmd(
+    book: Annotated[str, typer.Argument(help="Book id or sha256 prefix.")],
+    type: Annotated[Optional[str], typer.Option("--type", help="location, character, atmosphere or object.")] = None,
+    top: Annotated[Optional[int], typer.Option("--top", help="Only the N with the highest priority.")] = None,
+    min_priority: Annotated[Optional[float], typer.Option("--min-priority", help="Only those at or above.")] = None,
+    format: Annotated[str, typer.Option("--format", help="table, json, jsonl or csv.")] = "table",
+    json_mode: JsonOpt = False,
+) -> None:
+    """A book's descriptions, highest priority first."""
+    from bookreader_cli import output, tasks
+
+    if json_mode or _state["json"]:
+        format = "json"
+    if format not in tasks.DESCRIPTION_FORMATS:
+        output.error(f"--format: expected one of {', '.join(tasks.DESCRIPTION_FORMATS)}", False, 2)
+        raise typer.Exit(2)
+
+    def human(result: dict) -> None:
+        rows = result["descriptions"]
+        if format == "jsonl":
+            output.print_jsonl(rows)
+        elif format == "csv":
+            output.print_csv(rows, ["id", "chapter_idx", "start", "end", "type", "priority", "confidence",
+                                    "consensus", "processors", "cfi", "text"])
+        else:
+            output.print_table(
+                ["id", "ch", "type", "priority", "conf", "processors", "text"],
+                [(d["id"], d["chapter_idx"], d["type"], f"{d['priority']:.2f}", f"{d['confidence']:.2f}",
+                  ",".join(d["processors"]), d["text"][:120] + ("…" if len(d["text"]) > 120 else ""))
+                 for d in rows],
+                title=f"{result['title']}: {result['count']} descriptions")
+
+    _run(lambda ctx: tasks.list_descriptions(ctx, book, type, top, min_priority), format == "json", human)
+
+
 # ---- settings ---------------------------------------------------------------------------------
 @app.command("config")
 def config_show(json_mode: JsonOpt = False) -> None:
@@ -166,6 +279,190 @@ def config_show(json_mode: JsonOpt = False) -> None:
     from bookreader_cli import tasks
 
     _run(tasks.show_config, json_mode)
+
+
+# ---- stats, health, runs ----------------------------------------------------------------------
+runs_app = typer.Typer(help="The record of every task run: list and show.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@app.command("stats")
+def stats_cmd(
+    format: Annotated[str, typer.Option("--format", help="table, json or prometheus (text exposition format).")] = "table",
+    json_mode: JsonOpt = False,
+) -> None:
+    """Counts, task runs by queue and state, and storage sizes.
+
+    For node_exporter's textfile collector write the file atomically:
+    bookreader stats --format prometheus > x.prom.tmp && mv x.prom.tmp /var/lib/node_exporter/bookreader.prom
+    """
+    from bookreader_cli import output, tasks
+
+    if json_mode or _state["json"]:
+        format = "json"
+    if format not in tasks.STATS_FORMATS:
+        output.error(f"--format: expected one of {', '.join(tasks.STATS_FORMATS)}", False, 2)
+        raise typer.Exit(2)
+
+    def human(result: dict) -> None:
+        from bookreader_cli import ops
+
+        if format == "prometheus":
+            sys.stdout.write(ops.to_prometheus(result))
+            sys.stdout.flush()
+            return
+        output.print_summary(result, title="bookreader stats",
+                             skip=("descriptions_by_type", "images_by_status", "task_runs", "storage_bytes"))
+        output.print_table(["type", "descriptions"], list(result["descriptions_by_type"].items()),
+                           title="Descriptions by type")
+        states = list(next(iter(result["task_runs"].values())))
+        output.print_table(["queue", *states], [(q, *c.values()) for q, c in result["task_runs"].items()],
+                           title="Task runs")
+        output.print_table(["store", "bytes"], list(result["storage_bytes"].items()), title="Storage")
+
+    _run(tasks.system_stats, format == "json", human)
+
+
+@app.command("health")
+def health_cmd(
+    network: Annotated[bool, typer.Option("--network", help="Also check that the image API answers.")] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Check the database, directories, free disk and NLP processors; exit 1 when unhealthy."""
+    from bookreader_cli import output, tasks
+
+    def human(result: dict) -> None:
+        output.print_table(["check", "status", "ms", "detail"],
+                           [(name, c["status"], f"{c['time_ms']:.1f}", c["detail"]) for name, c in result["checks"].items()],
+                           title=f"health: {result['status']} ({result['response_time_ms']:.0f} ms)")
+
+    _run(lambda ctx: tasks.health_check(ctx, network), json_mode, human,
+         failed=lambda r: r["status"] == "unhealthy")
+
+
+@runs_app.command("list")
+def runs_list(
+    state: Annotated[Optional[str], typer.Option("--state", help="PENDING, STARTED, RETRY, SUCCESS or FAILURE.")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="Only runs of this task (e.g. process_book).")] = None,
+    queue: Annotated[Optional[str], typer.Option("--queue", help="books, images or cleanup.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
+    json_mode: JsonOpt = False,
+) -> None:
+    """List task runs, newest first."""
+    import time
+
+    from bookreader_cli import output, tasks
+
+    def human(result: dict) -> None:
+        output.print_table(
+            ["id", "task", "state", "tries", "created", "seconds", "error"],
+            [(r["id"][:8], r["task"], r["state"], r["attempts"], time.strftime("%m-%d %H:%M:%S", time.localtime(r["created_at"])),
+              "" if r["duration_seconds"] is None else f"{r['duration_seconds']:.3f}", (r["error"] or "")[:80])
+             for r in result["runs"]],
+            title=f"{result['count']} task runs (newest first)")
+
+    _run(lambda ctx: tasks.list_runs(ctx, state, task, limit, queue), json_mode, human)
+
+
+@runs_app.command("show")
+def runs_show(run_id: Annotated[str, typer.Argument(help="Run id or an unambiguous prefix of it.")],
+              json_mode: JsonOpt = False) -> None:
+    """Show one task run with its arguments and result or error."""
+    from bookreader_cli import tasks
+
+    _run(lambda ctx: tasks.show_run(ctx, run_id), json_mode)
+
+
+# ---- celery / cron ----------------------------------------------------------------------------
+QueuesOpt = Annotated[str, typer.Option("--queues", "-Q", help="Comma-separated: books,images,cleanup,celery.")]
+
+
+@app.command("worker")
+def celery_worker(
+    queues: QueuesOpt = "books,images,cleanup,celery",
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", help="Worker processes (default: nlp.workers).")] = None,
+    pool: Annotated[str, typer.Option("--pool", help="Celery pool: prefork, solo, threads.")] = "prefork",
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info",
+    hostname: Annotated[Optional[str], typer.Option("--hostname", "-n", help="Node name, e.g. nlp1@%h.")] = None,
+    celery_args: Annotated[Optional[list[str]], typer.Argument(help="After --: more `celery worker` options.")] = None,
+) -> None:
+    """Start a Celery worker for the bookreader tasks (needs the celery extra and a reachable broker)."""
+    from bookreader_cli import celery_control, output
+
+    command = _run(lambda ctx: celery_control.worker_command(ctx.settings, queues, concurrency, pool, loglevel, hostname,
+                                                             celery_args or []),
+                   False, lambda r: output.message(f"starting Celery worker (broker {r['broker']})"))
+    celery_control.exec_command(command)
+
+
+@app.command("beat")
+def celery_beat(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info") -> None:
+    """Start Celery beat: cleanup every day at 03:00, stats every 30 minutes (see also `schedule` for cron)."""
+    from bookreader_cli import celery_control, output
+
+    command = _run(lambda ctx: celery_control.beat_command(ctx.settings, loglevel), False,
+                   lambda r: output.message(f"starting Celery beat (broker {r['broker']})"))
+    celery_control.exec_command(command)
+
+
+@app.command("inspect")
+def celery_inspect(
+    what: Annotated[str, typer.Argument(help="active, stats, reserved, scheduled, registered or ping.")],
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for replies.")] = 2.0,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Ask the running Celery workers (exit 1 when the broker is unreachable or no worker replies)."""
+    from bookreader_cli import celery_control, output
+
+    _run(lambda ctx: celery_control.inspect(ctx.settings, what, timeout), json_mode,
+         lambda r: output.print_table(celery_control.worker_columns(r["command"]), celery_control.worker_rows(r),
+                                      title=f"inspect {r['command']}"))
+
+
+@app.command("purge")
+def celery_purge(
+    queues: QueuesOpt = "books,images,cleanup,celery",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Delete all waiting tasks from the queues (running tasks are not touched)."""
+    from bookreader_cli import celery_control
+    from bookreader_cli.errors import BadInput
+
+    def purge(ctx):
+        if not yes:
+            if not sys.stdin.isatty():
+                raise BadInput("purge deletes queued tasks: pass --yes to confirm")
+            if not typer.confirm(f"Delete all waiting tasks in {queues}?", err=True):
+                raise BadInput("purge cancelled")
+        return celery_control.purge(ctx.settings, queues)
+
+    _run(purge, json_mode)
+
+
+@app.command("schedule")
+def cron_schedule(json_mode: JsonOpt = False) -> None:
+    """Print crontab lines equivalent to the beat schedule: `(crontab -l; bookreader schedule) | crontab -`."""
+    from bookreader_cli import schedule
+
+    def lines(ctx) -> dict:
+        return {"lines": schedule.crontab_lines(ctx.settings.home),
+                "jobs": [vars(job) for job in schedule.JOBS.values()]}
+
+    _run(lines, json_mode, lambda r: print("\n".join(r["lines"])))
+
+
+@app.command("cron")
+def cron_run(
+    job: Annotated[str, typer.Argument(help="cleanup or stats.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for a running instance instead of failing at once.")] = False,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="With --wait: give up after S seconds.")] = None,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Run a scheduled job once, under its lock, appending a JSON line to <home>/logs/JOB.jsonl (what cron calls)."""
+    from bookreader_cli import schedule
+
+    _run(lambda ctx: schedule.run_job(ctx, job, wait=wait, timeout=timeout), json_mode)
 
 
 def main() -> None:

@@ -56,6 +56,17 @@ class CacheSettings:
 class CelerySettings:
     broker_url: str = "redis://localhost:6379/0"
     result_backend: str = "redis://localhost:6379/0"
+    soft_time_limit: int = 3300  # seconds; a task gets SoftTimeLimitExceeded, then is killed at time_limit
+    time_limit: int = 3600
+    visibility_timeout: int = 7200  # Redis: an unacked task whose worker vanished is redelivered after this
+    max_redeliveries: int = 3  # a task delivered more often than 1 + this (worker crashes) fails instead
+
+
+@dataclass
+class HealthSettings:
+    disk_degraded_mb: int = 1024  # free space under this on the home's disk: degraded
+    disk_unhealthy_mb: int = 100  # under this: unhealthy (writes are about to fail)
+    network_timeout: float = 3.0  # seconds for the image API check of `health --network`
 
 
 @dataclass
@@ -66,6 +77,7 @@ class Settings:
     images: ImageSettings = field(default_factory=ImageSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     celery: CelerySettings = field(default_factory=CelerySettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     cleanup_days: int = 30
 
     @property
@@ -102,7 +114,8 @@ class Settings:
         return d
 
 
-_SECTIONS = {"nlp": NlpSettings, "images": ImageSettings, "cache": CacheSettings, "celery": CelerySettings}
+_SECTIONS = {"nlp": NlpSettings, "images": ImageSettings, "cache": CacheSettings, "celery": CelerySettings,
+             "health": HealthSettings}
 
 
 def default_home() -> Path:

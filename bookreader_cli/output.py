@@ -62,6 +62,18 @@ def print_jsonl(rows: Iterable[Any]) -> None:
     sys.stdout.flush()
 
 
+def print_csv(rows: Iterable[dict], columns: list[str]) -> None:
+    """CSV with a header on stdout; list values joined by commas."""
+    import csv
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([",".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
+                         for v in (row.get(c) for c in columns)])
+    sys.stdout.flush()
+
+
 def print_table(columns: list[str], rows: Iterable[Iterable[Any]], title: str | None = None) -> None:
     from rich.table import Table
 

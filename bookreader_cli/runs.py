@@ -1,9 +1,13 @@
 """The record of every task run (what Celery's result backend kept in the original app), and retries.
 
-`record(ctx, task, queue, args, fn, retries=N)` runs `fn()` as one run: a task_runs row goes PENDING →
-STARTED → (RETRY →)* SUCCESS | FAILURE with attempts, timings and the result or error. A `Transient`
-error is retried with exponential backoff and jitter; a BadInput removes the row again, because bad input
-must leave the database as it was.
+`record(store, task, queue, args, fn, retries=N)` runs `fn()` as one run: a task_runs row goes PENDING →
+STARTED → (RETRY → STARTED)* → SUCCESS | FAILURE with attempts, timings and the result or error. A
+`Transient` error is retried with exponential backoff and jitter; a BadInput removes the row again, because
+bad input must leave the database as it was.
+
+Everything here is plain SQL on `store.conn` (autocommit, one statement per state change) so that fast
+commands such as `health` and `stats` never import sqlite-utils, and so each state change is visible to
+other processes (`bookreader runs list` in another terminal) the moment it happens.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sqlite3
 import time
 import uuid
 from typing import Any, Callable
@@ -34,59 +39,77 @@ def backoff_delay(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
 
 def record(store, task: str, queue: str, args: dict, fn: Callable[[], Any], retries: int = 0,
            backoff_base: float = 1.0) -> Any:
+    """Run fn() as one recorded task run and return its result (a dict result gains `task_id`)."""
     run_id = uuid.uuid4().hex
     created = time.time()
-    store.db["task_runs"].insert({
-        "id": run_id, "task": task, "queue": queue, "args": json.dumps(args, ensure_ascii=False, default=str),
-        "state": "PENDING", "attempts": 0, "created_at": created,
-    })
-    attempt = 0
+    store.conn.execute(
+        "INSERT INTO task_runs (id, task, queue, args, state, attempts, created_at) "
+        "VALUES (?, ?, ?, ?, 'PENDING', 0, ?)",
+        [run_id, task, queue, _dumps(args), created])
     extra = {"task_id": run_id, "task_name": task, "queue": queue}
+    log.info("task received", extra=dict(extra, state="PENDING"))
+    started = None
+    attempt = 0
     while True:
         attempt += 1
-        started = time.time()
-        _update(store, run_id, state="STARTED", attempts=attempt,
-                **({"started_at": started} if attempt == 1 else {}))
-        log.info("task started", extra=dict(extra, attempt=attempt))
+        now = time.time()
+        started = started or now
+        _update(store, run_id, state="STARTED", attempts=attempt, started_at=started)
+        log.info("task started", extra=dict(extra, state="STARTED", attempt=attempt))
         try:
             result = fn()
         except BadInput:
             store.conn.execute("DELETE FROM task_runs WHERE id = ?", [run_id])
+            log.info("task rejected: bad input", extra=dict(extra, attempt=attempt))
             raise
         except Transient as exc:
             if attempt <= retries:
                 delay = backoff_delay(attempt - 1, backoff_base)
                 _update(store, run_id, state="RETRY", error=str(exc))
-                log.warning("task retry in %.1fs: %s", delay, exc, extra=dict(extra, attempt=attempt))
+                log.warning("task retry in %.2fs: %s", delay, exc,
+                            extra=dict(extra, state="RETRY", attempt=attempt, retry_in_seconds=round(delay, 3)))
                 time.sleep(delay)
                 continue
-            _finish(store, run_id, created, "FAILURE", error=str(exc), extra=extra)
+            _finish(store, run_id, started, attempt, "FAILURE", error=str(exc), extra=extra)
             raise
         except BaseException as exc:
-            _finish(store, run_id, created, "FAILURE", error=f"{type(exc).__name__}: {exc}", extra=extra)
+            _finish(store, run_id, started, attempt, "FAILURE", error=f"{type(exc).__name__}: {exc}", extra=extra)
             raise
         if isinstance(result, dict):
             result.setdefault("task_id", run_id)
-        _finish(store, run_id, created, "SUCCESS", result=result, extra=extra)
+        _finish(store, run_id, started, attempt, "SUCCESS", result=result, extra=extra)
         return result
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def _update(store, run_id: str, **values) -> None:
-    store.db["task_runs"].update(run_id, values)
+    assignments = ", ".join(f"{key} = ?" for key in values)
+    store.conn.execute(f"UPDATE task_runs SET {assignments} WHERE id = ?", [*values.values(), run_id])
 
 
-def _finish(store, run_id: str, created: float, state: str, result: Any = None, error: str | None = None,
-            extra: dict | None = None) -> None:
+def _finish(store, run_id: str, started: float, attempts: int, state: str, result: Any = None,
+            error: str | None = None, extra: dict | None = None) -> None:
     finished = time.time()
-    row = store.db["task_runs"].get(run_id)
-    duration = finished - (row["started_at"] or created)
-    _update(store, run_id, state=state, finished_at=finished, duration_seconds=round(duration, 3),
-            result=json.dumps(result, ensure_ascii=False, default=str) if result is not None else None,
-            error=error)
-    log.info("task %s", state.lower(), extra=dict(extra or {}, state=state, duration_seconds=round(duration, 3)))
+    duration = round(finished - started, 3)
+    _update(store, run_id, state=state, finished_at=finished, duration_seconds=duration,
+            result=_dumps(result) if result is not None else None, error=error)
+    # INFO either way: the CLI already prints a failure's one line; JSON logs (level INFO) carry it with timings
+    log.info("task %s%s", state.lower(), f": {error}" if error else "",
+              extra=dict(extra or {}, state=state, attempts=attempts, duration_seconds=duration))
 
 
-def list_runs(store, state: str | None = None, task: str | None = None, limit: int = 50) -> list[dict]:
+def _rows(store, sql: str, params: list) -> list[dict]:
+    cursor = store.conn.execute(sql, params)
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def list_runs(store, state: str | None = None, task: str | None = None, limit: int = 50,
+              queue: str | None = None) -> list[dict]:
+    """The newest runs first, optionally only one state / task name / queue."""
     where, params = [], []
     if state:
         if state.upper() not in STATES:
@@ -96,17 +119,49 @@ def list_runs(store, state: str | None = None, task: str | None = None, limit: i
     if task:
         where.append("task = ?")
         params.append(task)
-    sql = ("SELECT id, task, queue, state, attempts, created_at, duration_seconds, error FROM task_runs"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at DESC LIMIT ?")
-    return list(store.db.query(sql, params + [limit]))
+    if queue:
+        if queue not in QUEUES:
+            raise BadInput(f"unknown queue {queue!r}: expected one of {', '.join(QUEUES)}")
+        where.append("queue = ?")
+        params.append(queue)
+    if limit < 1:
+        raise BadInput("--limit must be at least 1")
+    sql = ("SELECT id, task, queue, state, attempts, created_at, started_at, finished_at, duration_seconds, "
+           "error FROM task_runs" + (" WHERE " + " AND ".join(where) if where else "")
+           + " ORDER BY created_at DESC, rowid DESC LIMIT ?")
+    return _rows(store, sql, params + [limit])
 
 
 def get_run(store, run_id: str) -> dict:
-    rows = list(store.db.query("SELECT * FROM task_runs WHERE id LIKE ?", [run_id + "%"])) if run_id else []
+    """One run by id or by an unambiguous id prefix, with its arguments and result decoded."""
+    run_id = (run_id or "").strip().lower()
+    if not run_id or any(c not in "0123456789abcdef" for c in run_id):
+        raise BadInput(f"no task run with id {run_id!r}")
+    rows = _rows(store, "SELECT * FROM task_runs WHERE id LIKE ? LIMIT 2", [run_id + "%"])
     if len(rows) != 1:
         raise BadInput(f"no task run with id {run_id!r}" if not rows else f"run id {run_id!r} is ambiguous")
     row = rows[0]
     for key in ("args", "result"):
         if row[key]:
-            row[key] = json.loads(row[key])
+            try:
+                row[key] = json.loads(row[key])
+            except (TypeError, json.JSONDecodeError):
+                pass
     return row
+
+
+def prune(store, older_than_seconds: float) -> int:
+    """Delete finished runs (SUCCESS/FAILURE) created more than `older_than_seconds` ago; returns how many.
+
+    `health` from a monitor every minute adds ~1,400 rows a day: cleanup should call this."""
+    cutoff = time.time() - older_than_seconds
+    return store.conn.execute(
+        "DELETE FROM task_runs WHERE state IN ('SUCCESS', 'FAILURE') AND created_at < ?", [cutoff]).rowcount
+
+
+def counts_by_queue_and_state(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """{queue: {state: n}} with every known queue and state present (zeros included)."""
+    counts = {queue: dict.fromkeys(STATES, 0) for queue in QUEUES}
+    for queue, state, n in conn.execute("SELECT queue, state, count(*) FROM task_runs GROUP BY queue, state"):
+        counts.setdefault(queue or "unknown", dict.fromkeys(STATES, 0))[state] = n
+    return counts

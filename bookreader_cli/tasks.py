@@ -141,3 +141,224 @@ def remove_book(ctx: Context, ref: str) -> dict:
 
 def show_config(ctx: Context) -> dict:
     return ctx.settings.as_dict()
+
+
+# ---- description engine -----------------------------------------------------------------------
+def book_language(book: dict, sample: str) -> str:
+    """The book's declared language ("ru-RU" → "ru"), else guessed from the share of Cyrillic letters."""
+    lang = (book.get("language") or "").split("-")[0].split("_")[0].lower()
+    if lang:
+        return lang
+    letters = [c for c in sample[:20000] if c.isalpha()]
+    cyrillic = sum(1 for c in letters if "\u0400" <= c <= "\u04ff")
+    return "ru" if letters and cyrillic / len(letters) > 0.5 else "en"
+
+
+def _run_key(mode: str, processors: list[str], settings) -> str:
+    """What a stored chapter result depends on: same key, same descriptions (so a killed run can resume)."""
+    from bookreader_cli import __version__
+
+    basis = [__version__, mode, sorted(processors), sorted(settings.nlp.weights.items()), settings.nlp.threshold,
+             settings.nlp.max_description_chars]
+    return hashlib.sha256(repr(basis).encode()).hexdigest()[:16]
+
+
+def _check_mode(mode: str) -> str:
+    from bookreader_cli.nlp.engine import MODES
+
+    if mode not in MODES:
+        raise BadInput(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def _processor_list(processors: str | list[str] | None, settings) -> list[str]:
+    from bookreader_cli.nlp.processors import REGISTRY
+
+    if processors is None:
+        names = list(settings.nlp.processors)
+    elif isinstance(processors, str):
+        names = [p.strip() for p in processors.split(",") if p.strip()]
+    else:
+        names = list(processors)
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown or not names:
+        raise BadInput(f"unknown processor(s) {', '.join(unknown) or '(none given)'}: expected some of {', '.join(REGISTRY)}")
+    return list(dict.fromkeys(names))
+
+
+def process_book(ctx: Context, ref: str, mode: str | None = None, processors: str | list[str] | None = None,
+                 workers: int | None = None, executor: str = "local", on_chapter=None) -> dict:
+    """Find and store a book's descriptions, chapter by chapter (the seed's process_book_task).
+
+    Each chapter's descriptions are stored in one transaction together with a mark that the chapter is done
+    for this run's settings (`run_key`); a killed run, run again, skips the chapters already done. When every
+    chapter is done, the next run starts over and replaces the book's descriptions.
+    """
+    from bookreader_cli import runs
+    from bookreader_cli.executors import book_runner
+    from bookreader_cli.locks import db_lock
+
+    settings = ctx.settings
+    mode = _check_mode(mode or settings.nlp.mode)
+    names = _processor_list(processors, settings)
+    workers = workers or settings.nlp.workers
+    if workers < 1:
+        raise BadInput("--workers must be at least 1")
+    runner = book_runner(executor)
+    book = book_ref_or_file(ctx, ref)
+    store = ctx.store
+    args = {"book_id": book["id"], "mode": mode, "processors": names, "workers": workers, "executor": executor}
+
+    def job() -> dict:
+        started = time.perf_counter()
+        chapters = store.chapters(book["id"])
+        lang = book_language(book, chapters[0]["text"] if chapters else "")
+        run_key = _run_key(mode, names, settings)
+        done = store.chapters_done(book["id"], run_key)
+        if len(done) >= len(chapters):  # the last run finished: this one replaces it
+            store.reset_chapter_runs(book["id"])
+            done = set()
+        pending = [c for c in chapters if c["idx"] not in done]
+        jobs = [{"text": c["text"], "paragraphs": c["paragraphs"]} for c in pending]
+        totals = {"sentences": 0, "passed": 0, "unanimous": 0.0}
+        used, unavailable, failures = set(), {}, {}
+        for position, result in runner(jobs, lang=lang, mode=mode, processors=names, workers=workers,
+                                       settings=settings):
+            chapter = pending[position]
+            descriptions = [d.to_dict() if hasattr(d, "to_dict") else d for d in result.descriptions]
+            store.store_chapter_descriptions(book["id"], chapter, descriptions, run_key)
+            totals["sentences"] += result.sentences_total
+            totals["passed"] += result.sentences_passed
+            totals["unanimous"] += result.consensus_rate * result.sentences_passed
+            used.update(result.processors_used)
+            unavailable.update(result.processors_unavailable)
+            failures.update(result.processor_failures)
+            if on_chapter is not None:
+                on_chapter(chapter, len(descriptions))
+        by_type = dict(store.conn.execute(
+            "SELECT type, count(*) FROM descriptions WHERE book_id = ? GROUP BY type", [book["id"]]).fetchall())
+        return {
+            "book_id": book["id"],
+            "total_chapters": len(chapters),
+            "descriptions_found": sum(by_type.values()),
+            "processing_time_seconds": round(time.perf_counter() - started, 3),
+            "status": "completed" if not failures else "completed_with_fallback",
+            "nlp_processors_used": [n for n in names if n in used],
+            "ensemble_consensus_rate": round(totals["unanimous"] / totals["passed"], 4) if totals["passed"] else 0.0,
+            "cfi_locations_generated": None,
+            "cache_status": None,
+            "title": book["title"], "language": lang, "mode": mode, "executor": executor, "workers": workers,
+            "chapters_processed": len(pending), "chapters_resumed": len(done),
+            "sentences_analyzed": totals["sentences"], "sentences_passed": totals["passed"],
+            "descriptions_by_type": by_type,
+            "processors_unavailable": unavailable, "processor_failures": failures,
+        }
+
+    with db_lock(store, f"process:{book['id']}", busy_message=f"book {book['id']} is being processed"):
+        return runs.record(store, "process_book", "books", args, job, retries=3)
+
+
+def nlp_text(ctx: Context, text: str, mode: str | None = None, processors: str | list[str] | None = None,
+             lang: str | None = None) -> dict:
+    """The seed's process_multi_nlp_ensemble_task for one text, plus the descriptions (offsets into it)."""
+    from bookreader_cli import runs
+    from bookreader_cli.nlp.engine import analyze_text
+
+    if not text.strip():
+        raise BadInput("no text given")
+    mode = _check_mode(mode or ctx.settings.nlp.mode)
+    names = _processor_list(processors, ctx.settings)
+    lang = lang or book_language({}, text)
+
+    def job() -> dict:
+        started = time.perf_counter()
+        result = analyze_text(text, None, lang=lang, mode=mode, processors=names, settings=ctx.settings)
+        descriptions = [d.to_dict() for d in result.descriptions]
+        return {
+            "chapter_id": None,
+            "mode": mode,
+            "processors_used": result.processors_used,
+            "descriptions_found": len(descriptions),
+            "consensus_rate": result.consensus_rate,
+            "processing_time_seconds": round(time.perf_counter() - started, 3),
+            "quality_metrics": {f"{name}_yes_share": round(v["yes"] / v["ran"], 4) if v["ran"] else 0.0
+                                for name, v in result.votes_summary.items()},
+            "language": lang,
+            "sentences_analyzed": result.sentences_total,
+            "sentences_passed": result.sentences_passed,
+            "processors_unavailable": result.processors_unavailable,
+            "processor_failures": result.processor_failures,
+            "descriptions": descriptions,
+        }
+
+    return runs.record(ctx.store, "process_multi_nlp_ensemble", "books", {"chars": len(text), "mode": mode,
+                                                                           "processors": names}, job, retries=2)
+
+
+def list_models(ctx: Context, load: bool = False, lang: str = "ru") -> dict:
+    """Each NLP processor: available or why not, model source, load time (when `load`)."""
+    from bookreader_cli.nlp.engine import models_report
+
+    return {"processors": models_report(ctx.settings, load=load, lang=lang)}
+
+
+# ---- descriptions -----------------------------------------------------------------------------
+DESCRIPTION_FORMATS = ("table", "json", "jsonl", "csv")
+
+
+def list_descriptions(ctx: Context, ref: str, type: str | None = None, top: int | None = None,
+                      min_priority: float | None = None) -> dict:
+    from bookreader_cli.nlp.base import DESCRIPTION_TYPES
+
+    if type and type not in DESCRIPTION_TYPES:
+        raise BadInput(f"unknown type {type!r}: expected one of {', '.join(DESCRIPTION_TYPES)}")
+    if top is not None and top < 1:
+        raise BadInput("--top must be at least 1")
+    book = ctx.store.resolve_book(ref)
+    rows = ctx.store.descriptions(book["id"], type=type, min_priority=min_priority, top=top)
+    return {"book_id": book["id"], "title": book["title"], "count": len(rows), "descriptions": rows}
+
+
+# ---- stats, health, runs ----------------------------------------------------------------------
+STATS_FORMATS = ("table", "json", "prometheus")
+
+
+def system_stats(ctx: Context) -> dict:
+    """Counts, task runs by queue and state, and storage sizes (the seed's system_stats_task)."""
+    from bookreader_cli import ops, runs
+
+    store = ctx.store
+    return runs.record(store, "system_stats", "cleanup", {}, lambda: ops.collect_stats(ctx.settings, store.conn))
+
+
+def health_check(ctx: Context, network: bool = False) -> dict:
+    """Every health check (the seed's health_check_task). A database that cannot be opened or written is a
+    finding, not a crash: the checks still run, unrecorded, and report it."""
+    import sqlite3
+
+    from bookreader_cli import ops, runs
+    from bookreader_cli.errors import BookreaderError
+
+    try:
+        store = ctx.store
+    except (BookreaderError, sqlite3.Error, OSError) as exc:
+        return ops.health(ctx.settings, None, network=network, store_error=str(exc))
+    try:
+        return runs.record(store, "health_check", "cleanup", {"network": network},
+                           lambda: ops.health(ctx.settings, store.conn, network=network))
+    except sqlite3.Error as exc:  # the run itself could not be recorded: read-only file, full disk
+        return ops.health(ctx.settings, None, network=network, store_error=str(exc))
+
+
+def list_runs(ctx: Context, state: str | None = None, task: str | None = None, limit: int = 50,
+              queue: str | None = None) -> dict:
+    from bookreader_cli import runs
+
+    rows = runs.list_runs(ctx.store, state=state, task=task, limit=limit, queue=queue)
+    return {"count": len(rows), "runs": rows}
+
+
+def show_run(ctx: Context, run_id: str) -> dict:
+    from bookreader_cli import runs
+
+    return runs.get_run(ctx.store, run_id)

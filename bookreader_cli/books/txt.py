@@ -1,0 +1,254 @@
+"""Plain-text books: decode (UTF-8/BOM, UTF-16/BOM, cp1251, cp1252), find paragraphs, split at chapter headings.
+
+Rules, chosen to match how real files are laid out (Project Gutenberg, lib.ru-style Russian texts):
+- Encoding: a BOM decides; else strict UTF-8; else cp1251 if most letters are bytes 0xC0-0xFF (that is
+  how Russian looks in cp1251; Western cp1252 text has only a few accented letters among ASCII ones),
+  else cp1252.
+- Paragraphs: if the file has blank lines and its lines are wrapped (95% of non-blank lines at most 90
+  characters, like Gutenberg's ~70), paragraphs are blank-line separated blocks with their lines joined;
+  otherwise each non-blank line is a paragraph.
+- Chapters start at heading paragraphs (short, and shaped like «Глава …»/«ГЛАВА IV», «Часть …», a roman
+  numeral alone, "CHAPTER 1. Loomings.", "Chapter 1", "BOOK ONE"). Three or more headings in a row are a
+  table of contents, not chapter starts. A heading followed directly by another heading (e.g. «Часть первая»
+  then «Глава I») is kept as a heading paragraph at the top of the next chapter; the nearest one is the
+  title. A short line right after a heading with no end punctuation (a chapter subtitle) joins the title.
+- Text before the first heading becomes its own chapter if it has at least PREAMBLE_MIN_CHARS characters
+  (a Gutenberg header, a preface); a shorter preamble (usually the title and author) is dropped from the
+  chapters but gives the book title. Project Gutenberg's "*** START/END OF …" lines always start a new
+  chapter, so the licence never ends up inside the last chapter of the story.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .model import Book, Chapter
+
+PREAMBLE_MIN_CHARS = 500
+WRAPPED_LINE_MAX = 90  # a "wrapped" file keeps 95% of its lines at most this long
+HEADING_MAX_CHARS = 80
+
+_RU_NUMBER_STEMS = (
+    "перв втор трет четв пят шест седьм восьм девят десят одиннадц двенадц тринадц четырнадц пятнадц "
+    "шестнадц семнадц восемнадц девятнадц двадц тридц сорок пятьдес шестьдес семьдес восемьдес девяност "
+    "сто сот последн заключит"
+).split()
+_EN_NUMBER_WORDS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred first second "
+    "third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth last final"
+).split()
+_ROMAN = r"M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})"
+_NUMBER = rf"(?:\d+|{_ROMAN}|[IVXLCDM]+)"
+
+_HEADING_PATTERNS = [
+    re.compile(rf"^(?:глава|часть|книга|том)\s+(?:{_NUMBER}|(?:{'|'.join(_RU_NUMBER_STEMS)})\w*)\b", re.I),
+    re.compile(rf"^(?:chapter|book|part|volume|letter)\s+(?:{_NUMBER}|(?:{'|'.join(_EN_NUMBER_WORDS)})\b)", re.I),
+    re.compile(rf"^(?=[IVXLCDM])(?:{_ROMAN})(?:\.\s*\S.*|\.)?$"),
+    re.compile(r"^(?:пролог|эпилог|prologue|epilogue|preface|предисловие|послесловие)\.?$", re.I),
+]
+_GUTENBERG_MARK = re.compile(r"^\*{3}\s*(?:START|END) OF (?:THE|THIS) PROJECT GUTENBERG", re.I)
+_GUTENBERG_TITLE = re.compile(r"^Title:\s*(.+)$", re.M)
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Decode book bytes; returns (text, encoding name). Never fails (cp1252 maps almost every byte)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace"), "utf-16"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    encoding = guess_single_byte(data)
+    return data.decode(encoding, errors="replace"), encoding
+
+
+def guess_single_byte(data: bytes) -> str:
+    """cp1251 when most letters are high bytes (Russian), else cp1252 (Western text, a few accents)."""
+    high = sum(1 for b in data if b >= 0xC0)
+    ascii_letters = sum(1 for b in data if 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A)
+    letters = high + ascii_letters
+    return "cp1251" if letters and high / letters > 0.3 else "cp1252"
+
+
+def looks_like_text(data: bytes) -> bool:
+    """True if the start of `data` decodes to mostly printable text (no NULs, under 1% control chars)."""
+    sample = data[: 64 * 1024]
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    if b"\x00" in sample:
+        return False
+    # Cutting the sample may split a UTF-8 character: decode leniently at the tail.
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 3:
+            text = sample[: exc.start].decode("utf-8", errors="replace")
+        else:
+            text = sample.decode(guess_single_byte(sample), errors="replace")
+    if not text.strip():
+        return False
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f\v")
+    return controls <= len(text) / 100
+
+
+# -------------------------------------------------------------------------------------------- paragraphs
+def split_paragraphs(text: str) -> list[str]:
+    """Paragraphs by the rule in the module docstring: blank-line blocks if wrapped, else one per line."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    nonblank = [line for line in lines if line.strip()]
+    if not nonblank:
+        return []
+    first = next(i for i, line in enumerate(lines) if line.strip())
+    last = max(i for i, line in enumerate(lines) if line.strip())
+    has_blank = len(nonblank) < last - first + 1  # blank lines between text, not just at the ends
+    long_lines = sum(1 for line in nonblank if len(line.strip()) > WRAPPED_LINE_MAX)
+    wrapped = has_blank and long_lines <= 0.05 * len(nonblank)
+    if not wrapped:
+        return [" ".join(line.split()) for line in nonblank]
+    paragraphs: list[str] = []
+    block: list[str] = []
+    for line in lines + [""]:
+        if line.strip():
+            block.append(line.strip())
+        elif block:
+            paragraphs.append(" ".join(" ".join(block).split()))
+            block = []
+    return paragraphs
+
+
+def is_heading(paragraph: str) -> bool:
+    if len(paragraph) > HEADING_MAX_CHARS:
+        return False
+    return any(pattern.match(paragraph) for pattern in _HEADING_PATTERNS)
+
+
+def _is_subtitle(paragraph: str) -> bool:
+    """A short line with no closing punctuation (or an exclamation: «Талант! Талант!»), not dialogue."""
+    return (
+        0 < len(paragraph) <= 60
+        and not is_heading(paragraph)
+        and paragraph[0] not in "—–-«\"“'„("
+        and paragraph[-1] not in ".…:;,»\"”—-"
+    )
+
+
+# -------------------------------------------------------------------------------------------- chapters
+def _unmark_tables_of_contents(paragraphs: list[str], marks: list[bool]) -> None:
+    """A run of 3+ headings with nothing between them is a table of contents: not chapter starts.
+
+    If the run repeats its first entry (the contents list ran straight into "CHAPTER 1"), the repeat
+    and what follows are real headings again.
+    """
+    i = 0
+    while i < len(marks):
+        if not marks[i] or _GUTENBERG_MARK.match(paragraphs[i]):
+            i += 1
+            continue
+        j = i
+        while j < len(marks) and marks[j] and not _GUTENBERG_MARK.match(paragraphs[j]):
+            j += 1
+        if j - i >= 3:
+            head = paragraphs[i].casefold()
+            repeat = next((k for k in range(i + 1, j) if paragraphs[k].casefold() == head), j)
+            for k in range(i, repeat):
+                marks[k] = False
+        i = j
+
+
+def build_chapters(paragraphs: list[str]) -> tuple[list[Chapter], str]:
+    """Group paragraphs into chapters; returns (chapters, preamble text used for the book title)."""
+    marks = [is_heading(p) or bool(_GUTENBERG_MARK.match(p)) for p in paragraphs]
+    _unmark_tables_of_contents(paragraphs, marks)
+
+    chapters: list[Chapter] = []
+    preamble: list[tuple[str, str]] = []
+    pending: list[str] = []  # headings waiting for text
+    title = ""
+    body: list[tuple[str, str]] = []
+    source_line = 0
+    started = False
+
+    def flush() -> None:
+        if body:
+            chapters.append(Chapter.from_paragraphs(title, body, source=f"paragraph {source_line}"))
+
+    index = 0
+    while index < len(paragraphs):
+        para = paragraphs[index]
+        if marks[index]:
+            if body or not started:
+                if not started:
+                    preamble = list(body)
+                    body.clear()
+                    started = True
+                flush()
+                body = []
+                pending = []
+                source_line = index + 1
+            pending.append(para)
+            title = para
+            # A chapter subtitle («Дурное поведение») on the next line joins the title.
+            nxt = index + 1
+            if nxt < len(paragraphs) and not marks[nxt] and _is_subtitle(paragraphs[nxt]) and (
+                nxt + 1 < len(paragraphs) and not marks[nxt + 1]
+            ):
+                title = f"{para.rstrip('.')}. {paragraphs[nxt]}"
+                pending.append(paragraphs[nxt])
+                index += 1
+            index += 1
+            continue
+        if pending:
+            body.extend((h, "heading") for h in pending)
+            pending = []
+        body.append((para, "text"))
+        index += 1
+
+    if not started:
+        return [], ""
+    if pending:
+        body.extend((h, "heading") for h in pending)
+    flush()
+
+    preamble_text = "\n".join(p for p, _ in preamble)
+    if len(preamble_text) >= PREAMBLE_MIN_CHARS:
+        first_line = preamble[0][0]
+        chapters.insert(0, Chapter.from_paragraphs(first_line[:HEADING_MAX_CHARS], preamble, source="paragraph 1"))
+    return chapters, preamble_text
+
+
+def parse_txt(data: bytes, label: str, name: str = "") -> Book:
+    """Build a Book from plain-text bytes (`name` is the file name, used as a fallback title)."""
+    text, encoding = decode_text(data)
+    paragraphs = split_paragraphs(text)
+    gutenberg_title = _GUTENBERG_TITLE.search(text[:5000])
+    if gutenberg_title:
+        title = gutenberg_title.group(1).strip()
+    else:
+        first_lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()][:2]
+        title = _first_short(first_lines) or Path(name or label).name.split(".")[0]
+    chapters, _preamble = build_chapters(paragraphs)
+    if not chapters:
+        chapters = [Chapter.from_paragraphs(title, [(p, "text") for p in paragraphs], source="paragraph 1")]
+    book = Book(format="txt", title=title, chapters=[c for c in chapters if c.text])
+    if encoding not in ("utf-8", "utf-8-sig"):
+        book.warnings.append(f"decoded as {encoding}")
+    return book
+
+
+_PERSON_NAME = re.compile(r"^[A-ZА-ЯЁ][a-zа-яё.’'-]+(?: [A-ZА-ЯЁ][a-zа-яё.’'-]+){1,2}$")
+
+
+def _first_short(lines: list[str]) -> str:
+    """The first line if short enough to be a title; skips an author line («Александр Пушкин»)."""
+    short = [line for line in lines[:2] if len(line) <= HEADING_MAX_CHARS]
+    if (len(short) == 2 and _PERSON_NAME.match(short[0]) and not _PERSON_NAME.match(short[1])
+            and not is_heading(short[1])):
+        return short[1]
+    if lines and len(lines[0]) <= HEADING_MAX_CHARS:
+        return lines[0]
+    return ""

@@ -1,0 +1,195 @@
+"""The vote: per-sentence decisions from processors' votes, then merging into ranked descriptions.
+
+A sentence **passes** when Σ weight(p) over the processors p that ran on it and said yes, divided by
+Σ weight(p) over the processors that ran on it, reaches the threshold (union mode: any yes passes).
+Headings, epigraphs, poems, dialogue paragraphs and fragments (fewer than `min_words` words) never pass;
+a fragment lying between two passing sentences of its paragraph is absorbed into their description.
+Adjacent passing sentences of one paragraph merge into one description of at most `max_chars`.
+
+**Priority** (0–100, higher first):
+    priority = 100 × (0.5·confidence + 0.2·consensus + 0.3·richness)
+where confidence is the length-weighted mean over the description's sentences of the weighted mean score
+of the processors that ran, consensus the mean weighted yes-share, and richness = min(1, H / 8) with H the
+visual-lexicon hits the voting processors report (mean over voters, summed over sentences). Ties keep
+text order.
+
+**ensemble_consensus_rate**: among all passing sentences, the share on which every processor that ran on
+that sentence voted yes (0.0 when nothing passed).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from bookreader_cli.nlp.base import DESCRIPTION_TYPES, Sentence, Vote
+from bookreader_cli.nlp.segment import word_count
+
+DEFAULT_WEIGHTS = {"spacy": 1.0, "natasha": 1.2, "stanza": 0.8}
+EPSILON = 1e-9  # float slack so that 1.8/3.0 counts as reaching 0.6
+
+
+@dataclass
+class EnsembleConfig:
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    threshold: float = 0.6
+    max_chars: int = 1000
+    min_words: int = 3
+    union: bool = False  # parallel mode: any yes passes
+    split_on_type: bool = True  # a change of type (character → atmosphere) starts a new description
+
+
+def config_from(settings=None, **overrides) -> EnsembleConfig:
+    """Build from config.Settings, its NlpSettings, a dict, or None (defaults)."""
+    cfg = EnsembleConfig()
+    src = getattr(settings, "nlp", settings)
+    get = (lambda k, d: src.get(k, d)) if isinstance(src, dict) else (lambda k, d: getattr(src, k, d))
+    if src is not None:
+        cfg.weights = {**cfg.weights, **(get("weights", None) or {})}
+        cfg.threshold = float(get("threshold", cfg.threshold))
+        cfg.max_chars = int(get("max_description_chars", get("max_chars", cfg.max_chars)))
+        cfg.min_words = int(get("min_words", cfg.min_words))
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+@dataclass
+class Decision:
+    """The ensemble's verdict on one sentence."""
+
+    index: int
+    passed: bool
+    share: float  # weighted share of yes among processors that ran
+    type: str | None
+    confidence: float
+    ran: list[str]
+    yes: list[str]
+    unanimous: bool
+    richness_hits: float = 0.0
+    excluded: str = ""  # why it can never pass: heading, dialogue, fragment…
+
+
+@dataclass
+class Description:
+    start: int
+    end: int
+    text: str
+    type: str
+    priority: float
+    confidence: float
+    processors: list[str]
+    consensus: float
+    unanimous: bool
+    sentences: list[int]
+    paragraph: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide(sentences: list[Sentence], votes: dict[str, dict[int, Vote]], cfg: EnsembleConfig) -> list[Decision]:
+    """One Decision per sentence; `votes[processor][sentence_index]` holds what each processor said."""
+    out = []
+    for s in sentences:
+        ran = [p for p in votes if s.index in votes[p]]
+        yes = [p for p in ran if votes[p][s.index].yes]
+        total = sum(cfg.weights.get(p, 1.0) for p in ran)
+        share = sum(cfg.weights.get(p, 1.0) for p in yes) / total if total else 0.0
+        confidence = (sum(cfg.weights.get(p, 1.0) * votes[p][s.index].score for p in ran) / total) if total else 0.0
+        excluded = ""
+        if s.kind != "text":
+            excluded = s.kind
+        elif word_count(s.text) < cfg.min_words:
+            excluded = "fragment"
+        passed = bool(ran) and (bool(yes) if cfg.union else share + EPSILON >= cfg.threshold)
+        hits = [votes[p][s.index].evidence.get("features", {}).get("visual_hits") for p in yes]
+        hits = [h for h in hits if isinstance(h, (int, float))]
+        out.append(Decision(
+            index=s.index, passed=passed and not excluded, share=round(share, 4),
+            type=_sentence_type(yes, votes, s.index, cfg), confidence=round(confidence, 4), ran=ran, yes=yes,
+            unanimous=bool(ran) and len(yes) == len(ran), richness_hits=sum(hits) / len(hits) if hits else 0.0,
+            excluded=excluded,
+        ))
+    return out
+
+
+def _sentence_type(yes: list[str], votes, index: int, cfg: EnsembleConfig) -> str | None:
+    tally: dict[str, float] = {}
+    for p in yes:
+        kind = votes[p][index].type
+        if kind in DESCRIPTION_TYPES:
+            tally[kind] = tally.get(kind, 0.0) + cfg.weights.get(p, 1.0)
+    if not tally:
+        return None
+    return max(DESCRIPTION_TYPES, key=lambda k: (tally.get(k, 0.0), -DESCRIPTION_TYPES.index(k)))
+
+
+def _same_type(decisions: list[Decision], group: list[int], i: int) -> bool:
+    """A typed sentence joins a group only if the group's last typed sentence has its type."""
+    kind = decisions[i].type
+    previous = next((decisions[j].type for j in reversed(group) if decisions[j].type), None)
+    return kind is None or previous is None or kind == previous
+
+
+def merge(text: str, sentences: list[Sentence], decisions: list[Decision], cfg: EnsembleConfig) -> list[Description]:
+    """Group adjacent passing sentences of one paragraph into descriptions (≤ cfg.max_chars each)."""
+    passing = [d.passed for d in decisions]
+    # absorb a fragment sandwiched between two passing sentences of the same paragraph
+    for i in range(1, len(sentences) - 1):
+        if (decisions[i].excluded == "fragment" and passing[i - 1] and passing[i + 1]
+                and sentences[i - 1].paragraph == sentences[i].paragraph == sentences[i + 1].paragraph):
+            passing[i] = True
+    groups: list[list[int]] = []
+    for i, s in enumerate(sentences):
+        if not passing[i]:
+            continue
+        if (groups and groups[-1][-1] == i - 1 and sentences[i - 1].paragraph == s.paragraph
+                and s.end - sentences[groups[-1][0]].start <= cfg.max_chars
+                and (not cfg.split_on_type or _same_type(decisions, groups[-1], i))):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return [_describe(text, [sentences[i] for i in g], [decisions[i] for i in g], cfg) for g in groups]
+
+
+_CLAUSE_END = re.compile(r"[,;:—–)]\s")
+
+
+def _describe(text: str, sents: list[Sentence], decs: list[Decision], cfg: EnsembleConfig) -> Description:
+    start, end = sents[0].start, sents[-1].end
+    if end - start > cfg.max_chars:  # one over-long sentence: cut at the last clause boundary that fits
+        window = text[start : start + cfg.max_chars]
+        cuts = [m.start() + 1 for m in _CLAUSE_END.finditer(window)]
+        end = start + (cuts[-1] if cuts else cfg.max_chars)
+        while end > start and text[end - 1].isspace():
+            end -= 1
+    lengths = [max(s.end - s.start, 1) for s in sents]
+    total = sum(lengths)
+    tally: dict[str, float] = {}
+    for d, n in zip(decs, lengths):
+        if d.type:
+            tally[d.type] = tally.get(d.type, 0.0) + n
+    kind = max(DESCRIPTION_TYPES, key=lambda k: (tally.get(k, 0.0), -DESCRIPTION_TYPES.index(k)))
+    confidence = sum(d.confidence * n for d, n in zip(decs, lengths)) / total
+    voted = [d for d in decs if d.yes]
+    consensus = sum(d.share for d in voted) / len(voted) if voted else 0.0
+    richness = min(1.0, sum(d.richness_hits for d in decs) / 8.0)
+    priority = 100.0 * (0.5 * confidence + 0.2 * consensus + 0.3 * richness)
+    processors = sorted({p for d in decs for p in d.yes})
+    return Description(
+        start=start, end=end, text=text[start:end], type=kind, priority=round(priority, 2),
+        confidence=round(confidence, 4), processors=processors, consensus=round(consensus, 4),
+        unanimous=all(d.unanimous for d in voted) if voted else False,
+        sentences=[s.index for s in sents], paragraph=sents[0].paragraph,
+    )
+
+
+def consensus_rate(decisions: list[Decision]) -> float:
+    """Share of passing sentences on which every processor that ran voted yes (0.0 if none passed)."""
+    passed = [d for d in decisions if d.passed]
+    return round(sum(1 for d in passed if d.unanimous) / len(passed), 4) if passed else 0.0
+
+
+def rank(descriptions: list[Description]) -> list[Description]:
+    return sorted(descriptions, key=lambda d: -d.priority)

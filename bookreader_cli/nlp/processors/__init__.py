@@ -1,0 +1,49 @@
+"""Processor registry: name → "module:Class", imported only when a processor is asked for.
+
+Every class takes `settings` (a config.Settings, its .nlp part, a dict, or None) and follows
+nlp.base.Processor: availability() is cheap, load() once per process, score() one Vote per sentence.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+REGISTRY: dict[str, str] = {
+    "spacy": "bookreader_cli.nlp.processors.spacy:SpacyProcessor",
+    "natasha": "bookreader_cli.nlp.processors.natasha:NatashaProcessor",
+    "stanza": "bookreader_cli.nlp.processors.stanza:StanzaProcessor",
+}
+
+# Cheapest first: the order adaptive mode and listings use.
+DEFAULT_ORDER = ("spacy", "natasha", "stanza")
+
+
+def names() -> list[str]:
+    return list(REGISTRY)
+
+
+def processor_class(name: str):
+    """The class registered under `name`; ImportError if its module cannot be imported."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown processor {name!r} (known: {', '.join(REGISTRY)})")
+    module_name, _, class_name = REGISTRY[name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def create(name: str, settings=None):
+    return processor_class(name)(settings)
+
+
+def check(name: str, settings=None) -> tuple[bool, str, object | None]:
+    """(available, reason or model source, instance or None) without loading any model."""
+    try:
+        processor = create(name, settings)
+    except KeyError as exc:
+        return False, str(exc.args[0]), None
+    except Exception as exc:  # a module that fails to import makes its processor unavailable
+        return False, f"cannot import: {type(exc).__name__}: {exc}", None
+    try:
+        ok, reason = processor.availability()
+    except Exception as exc:
+        return False, f"availability check failed: {type(exc).__name__}: {exc}", None
+    return bool(ok), str(reason), processor if ok else None

@@ -1,0 +1,205 @@
+"""Natasha processor: slovnet morphology, dependency syntax and NER, weighed with its own table.
+
+Evidence: lexicon hits on Natasha's lemmas (POS-aware, via MorphVocab), visual nouns that carry modifiers
+in the (repaired) dependency tree, impersonal state predicates ("было темно"), the visible look of a
+person (PER entity or animal as subject of a posture verb), LOC entities; speech verbs and clauses of
+speech count against.
+
+Speed: slovnet is the cost, so a sentence goes through it only when one of its words *could* be a visual
+lemma (a cached pymorphy3 look-up over all parses); the others cannot score yes and get a "no" vote with
+`evidence["skipped"]`. The remaining sentences go to slovnet in large batches.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections import Counter
+
+from bookreader_cli.nlp.base import Sentence, Vote
+from bookreader_cli.nlp.compat import route_pymorphy2_to_pymorphy3, single_thread_math
+from bookreader_cli.nlp.lexicon import SETTING_CATEGORIES, load as load_lexicon
+from bookreader_cli.nlp.scoring import base_features, linear_score, visual_type
+from bookreader_cli.nlp.tree import repair_tree
+
+# Fitted on the dev gold set with bench/fit_weights.py (logistic regression), then rounded.
+WEIGHTS = {
+    "visual_hits": 0.5,
+    "visual_density": 2.0,
+    "categories": 0.3,
+    "speech": -0.9,
+    "quoted": -1.0,
+    "long": 0.0,
+    "short": -0.5,
+    "modified_nouns": 0.9,
+    "state_predicate": 1.2,
+    "person_look": 0.6,
+    "loc_entity": 0.3,
+    "speech_clause": -0.8,
+}
+BIAS = -3.0
+CUTOFF = 0.5
+BATCH_SIZE = 64
+
+_MODIFIER_RELS = {"amod", "nmod", "acl", "appos", "conj"}
+_STATE_POS = {"ADV", "ADJ"}
+_SPEECH_RELS = {"ccomp", "parataxis"}
+
+
+class NatashaProcessor:
+    name = "natasha"
+
+    def __init__(self, settings=None):
+        self.models = None
+        self.load_seconds: float | None = None
+        self._lemma_cache: dict[tuple, str] = {}
+        self._maybe_cache: dict[str, bool] = {}
+
+    def availability(self) -> tuple[bool, str]:
+        for module in ("natasha", "slovnet", "navec", "pymorphy3"):
+            if importlib.util.find_spec(module) is None:
+                return False, f"{module} is not installed"
+        return True, "natasha news models (navec + slovnet, shipped in the wheel)"
+
+    def load(self, lang: str = "ru") -> float:
+        if self.models is not None:
+            return 0.0
+        started = time.perf_counter()
+        single_thread_math()
+        route_pymorphy2_to_pymorphy3()
+        from natasha import MorphVocab, NewsEmbedding, NewsMorphTagger, NewsNERTagger, NewsSyntaxParser
+
+        emb = NewsEmbedding()
+        self.models = {
+            "vocab": MorphVocab(),
+            "morph": NewsMorphTagger(emb),
+            "syntax": NewsSyntaxParser(emb),
+            "ner": NewsNERTagger(emb),
+        }
+        for key in ("morph", "syntax", "ner"):
+            self.models[key].batch_size = BATCH_SIZE
+        self.load_seconds = time.perf_counter() - started
+        return self.load_seconds
+
+    def score(self, text: str, sentences: list[Sentence], lang: str = "ru") -> list[Vote]:
+        if lang != "ru":
+            raise ValueError(f"natasha handles Russian only, not {lang!r}")
+        self.load()
+        from razdel import tokenize
+
+        lexicon = load_lexicon("ru")
+        tokens = [[t.text for t in tokenize(s.text)] for s in sentences]
+        todo = [i for i, words in enumerate(tokens) if self._maybe_visual(words, lexicon)]
+        votes: list[Vote | None] = [None] * len(sentences)
+        selected = set(todo)
+        for i, sentence in enumerate(sentences):
+            if i not in selected:
+                votes[i] = Vote(sentence.index, 0.0, False, None, {"skipped": "no word can be a visual lemma"})
+        if todo:
+            chunk = [tokens[i] for i in todo]
+            morphs = list(self.models["morph"].map(chunk))
+            parses = list(self.models["syntax"].map(chunk))
+            ners = list(self.models["ner"].map([sentences[i].text for i in todo]))
+            for i, morph, parse, ner in zip(todo, morphs, parses, ners):
+                votes[i] = self._vote(sentences[i], morph.tokens, parse.tokens, ner.spans, lexicon)
+        return votes  # type: ignore[return-value]
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _maybe_visual(self, words: list[str], lexicon) -> bool:
+        vocab = self.models["vocab"]
+        for word in words:
+            key = word.lower()
+            known = self._maybe_cache.get(key)
+            if known is None:
+                known = any(lexicon.is_visual(p.normal_form) for p in vocab.parse(key)) if key.isalpha() else False
+                self._maybe_cache[key] = known
+            if known:
+                return True
+        return False
+
+    def _lemma(self, word: str, pos: str, feats: dict) -> str:
+        key = (word.lower(), pos, tuple(sorted(feats.items())))
+        lemma = self._lemma_cache.get(key)
+        if lemma is None:
+            lemma = self.models["vocab"].lemmatize(word, pos, feats) if word.isalpha() else word
+            self._lemma_cache[key] = lemma
+        return lemma
+
+    def _vote(self, sentence: Sentence, morph_tokens, syntax_tokens, ner_spans, lexicon) -> Vote:
+        words = [t.text for t in morph_tokens]
+        pos = [t.pos for t in morph_tokens]
+        lemmas = [self._lemma(t.text, t.pos, t.feats) for t in morph_tokens]
+        heads = repair_tree([int(t.head_id) - 1 for t in syntax_tokens])
+        rels = [t.rel for t in syntax_tokens]
+        cats = [lexicon.categories(lemma) for lemma in lemmas]
+
+        hits: Counter = Counter()
+        type_hits: Counter = Counter()  # setting nouns in a prepositional phrase weigh half
+        for i, c in enumerate(cats):
+            for category in c:
+                hits[category] += 1
+                after_preposition = i > 0 and pos[i - 1] == "ADP"
+                weight = 0.5 if (after_preposition and category in SETTING_CATEGORIES) else 1.0
+                type_hits[category] += weight
+        children: dict[int, list[int]] = {}
+        for i, h in enumerate(heads):
+            children.setdefault(h, []).append(i)
+
+        # visual nouns that the tree gives modifiers to ("лицо" ← "бритым", "пухлым")
+        modified = []
+        for i, c in enumerate(cats):
+            if pos[i] == "NOUN" and c and "speech" not in c:
+                mods = [j for j in children.get(i, []) if rels[j] in _MODIFIER_RELS and pos[j] in ("ADJ", "VERB", "NOUN")]
+                if mods:
+                    modified.append(" ".join(words[j] for j in sorted([i] + mods)))
+        # impersonal state: root ADV/short ADJ from light/weather/sound ("было тихо, темно")
+        state = sum(1 for i, c in enumerate(cats)
+                    if pos[i] in _STATE_POS and (c & {"light", "weather", "sound"}) and (heads[i] == -1 or rels[i] == "conj"))
+        # a person's or animal's look: subject is a PER entity or an animal, predicate a posture verb
+        per_tokens = set()
+        for span in ner_spans:
+            if span.type == "PER":
+                per_tokens.update(_tokens_in(morph_tokens, sentence.text, span.start, span.stop))
+        person_look = sum(1 for i, c in enumerate(cats)
+                          if "posture" in c and any(rels[j] == "nsubj" and (j in per_tokens or "animals" in cats[j])
+                                                    for j in children.get(i, [])))
+        loc_entities = sum(1 for span in ner_spans if span.type == "LOC")
+        speech_clause = sum(1 for i, c in enumerate(cats)
+                            if "speech" in c and pos[i] == "VERB" and any(rels[j] in _SPEECH_RELS for j in children.get(i, [])))
+
+        n_words = sum(1 for w in words if w.isalpha())
+        features = base_features(hits, n_words, sentence.text)
+        features.update({
+            "modified_nouns": float(min(len(modified), 3)),
+            "state_predicate": float(min(state, 2)),
+            "person_look": float(min(person_look, 2)),
+            "loc_entity": float(min(loc_entities, 2)),
+            "speech_clause": float(min(speech_clause, 2)),
+        })
+        score = linear_score(features, WEIGHTS, BIAS)
+        looked_at = sum(1 for j, r in enumerate(rels) if r == "nsubj" and (j in per_tokens or "animals" in cats[j]))
+        has_look = hits["body"] + hits["clothing"] + hits["appearance"] > 0
+        kind = visual_type(type_hits, {"atmosphere": 2.0 * state,
+                                       "character": 1.0 * person_look + (1.0 * looked_at if has_look else 0.0),
+                                  "location": 1.0 * loc_entities})
+        yes = score >= CUTOFF and kind is not None
+        evidence = {
+            "categories": dict(hits),
+            "modified_nouns": modified[:8],
+            "entities": [(s.type, sentence.text[s.start:s.stop]) for s in ner_spans],
+            "features": {k: round(v, 3) for k, v in features.items()},
+        }
+        return Vote(sentence.index, round(score, 4), yes, kind, evidence)
+
+
+def _tokens_in(tokens, text: str, start: int, stop: int) -> list[int]:
+    """Indices of the tokens whose text lies inside text[start:stop] (tokens are in order)."""
+    out, pos = [], 0
+    for i, token in enumerate(tokens):
+        at = text.find(token.text, pos)
+        if at < 0:
+            continue
+        pos = at + len(token.text)
+        if at >= start and pos <= stop:
+            out.append(i)
+    return out

@@ -1,0 +1,263 @@
+"""spaCy processor: surface patterns over lemmas (Matcher), scored with its own weights.
+
+With a trained pipeline installed (`ru_core_news_*`, or a name/path in settings.nlp.spacy_model) its tagger,
+lemmatizer and NER are used; otherwise `spacy.blank(lang)` with a pymorphy3 part-of-speech component and
+spaCy's own Russian lemmatizer in pymorphy3 mode (English: a crude suffix lemmatizer). The evidence is
+spaCy's: single-lemma lexicon hits plus phrase patterns ("с бритым пухлым лицом", "в шубе", "было темно",
+adjective + visual noun), not another processor's output.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections import Counter
+
+from bookreader_cli.nlp.base import Sentence, Vote
+from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, SETTING_CATEGORIES, load as load_lexicon
+from bookreader_cli.nlp.scoring import base_features, linear_score, visual_type
+
+TRAINED_PIPELINES = {"ru": ("ru_core_news_lg", "ru_core_news_md", "ru_core_news_sm"),
+                     "en": ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")}
+
+# Fitted on the dev gold set with bench/fit_weights.py (logistic regression), then rounded.
+WEIGHTS = {
+    "visual_hits": 0.55,
+    "visual_density": 2.0,
+    "categories": 0.3,
+    "speech": -0.9,
+    "quoted": -1.0,
+    "long": 0.0,
+    "short": -0.5,
+    "described_noun": 0.9,
+    "with_feature": 1.0,
+    "wearing": 1.0,
+    "state": 1.2,
+    "perceive": 0.4,
+}
+BIAS = -3.0
+CUTOFF = 0.5
+
+# Word lists the phrase patterns need beyond the lexicon files, per language.
+_PATTERN_WORDS = {
+    "ru": {
+        "with": ["с", "со"],
+        "in": ["в", "во"],
+        "be": ["быть", "стать", "становиться", "сделаться"],
+        "perceive": ["видеть", "увидеть", "увидать", "виднеться", "показаться", "слышать", "услышать",
+                     "слышный", "послышаться", "раздаться", "раздаваться", "доноситься", "пахнуть"],
+    },
+    "en": {
+        "with": ["with"],
+        "in": ["in"],
+        "be": ["be", "become", "grow"],
+        "perceive": ["see", "saw", "hear", "heard", "smell", "appear", "seem", "look"],
+    },
+}
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class SpacyProcessor:
+    name = "spacy"
+
+    def __init__(self, settings=None):
+        self.model_setting = _setting(settings, "spacy_model", "")
+        self._nlp: dict[str, object] = {}
+        self._matchers: dict[str, object] = {}
+        self.sources: dict[str, str] = {}
+        self.load_seconds: float | None = None
+
+    # -- protocol -----------------------------------------------------------------------------------
+    def availability(self) -> tuple[bool, str]:
+        if not _installed("spacy"):
+            return False, "spacy is not installed"
+        return True, self._source("ru")
+
+    def load(self, lang: str = "ru") -> float:
+        if lang in self._nlp:
+            return 0.0
+        started = time.perf_counter()
+        import spacy
+
+        _register_components()
+        source = self._source(lang)
+        if source.startswith("pipeline:"):
+            nlp = spacy.load(source.split(":", 1)[1])
+        else:
+            nlp = spacy.blank(lang)
+            if lang == "ru":
+                nlp.add_pipe("bookreader_pymorphy_pos")
+                nlp.add_pipe("lemmatizer", config={"mode": "pymorphy3"})
+                nlp.initialize()
+            else:
+                nlp.add_pipe("bookreader_crude_lemmas")
+        self._nlp[lang] = nlp
+        self._matchers[lang] = _build_matcher(nlp, lang)
+        self.sources[lang] = source
+        seconds = time.perf_counter() - started
+        self.load_seconds = (self.load_seconds or 0.0) + seconds
+        return seconds
+
+    def score(self, text: str, sentences: list[Sentence], lang: str = "ru") -> list[Vote]:
+        self.load(lang)
+        nlp, matcher = self._nlp[lang], self._matchers[lang]
+        lexicon = load_lexicon(lang)
+        votes = []
+        for sentence, doc in zip(sentences, nlp.pipe(s.text for s in sentences)):
+            votes.append(self._vote(sentence, doc, matcher, lexicon))
+        return votes
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _source(self, lang: str) -> str:
+        if self.model_setting:
+            return f"pipeline:{self.model_setting}"
+        for name in TRAINED_PIPELINES.get(lang, ()):
+            if _installed(name):
+                return f"pipeline:{name}"
+        lemmas = "pymorphy3 lemmatizer" if lang == "ru" else "suffix lemmatizer"
+        return f"spacy.blank('{lang}') + {lemmas} + lexicon rules"
+
+    def _vote(self, sentence: Sentence, doc, matcher, lexicon) -> Vote:
+        words = [t for t in doc if t.is_alpha]
+        hits: Counter = Counter()
+        type_hits: Counter = Counter()  # setting nouns after a preposition ("в комнате") weigh half
+        patterns: Counter = Counter()
+        matched: list[str] = []
+        for match_id, start, end in matcher(doc):
+            label = doc.vocab.strings[match_id]
+            if label.startswith("CAT_"):
+                category = label[4:].lower()
+                hits[category] += 1
+                after_preposition = start > 0 and doc[start - 1].pos_ == "ADP"
+                weight = 0.5 if (after_preposition and category in SETTING_CATEGORIES) else 1.0
+                type_hits[category] += weight
+            else:
+                patterns[label] += 1
+                matched.append(f"{label}:{doc[start:end].text}")
+        for ent in doc.ents:  # a trained pipeline's NER, when there is one
+            if ent.label_ in ("LOC", "GPE", "FAC"):
+                hits["landscape"] += 1
+                type_hits["landscape"] += 1
+        features = base_features(hits, len(words), sentence.text)
+        features.update({
+            "described_noun": float(min(patterns["DESCRIBED_NOUN"], 3)),
+            "with_feature": float(min(patterns["WITH_FEATURE"], 2)),
+            "wearing": float(min(patterns["WEARING"], 2)),
+            "state": float(min(patterns["STATE"], 2)),
+            "perceive": float(min(patterns["PERCEIVE"], 2)),
+        })
+        score = linear_score(features, WEIGHTS, BIAS)
+        boosts = {"character": 2.0 * (patterns["WITH_FEATURE"] + patterns["WEARING"]),
+                  "atmosphere": 2.0 * patterns["STATE"]}
+        kind = visual_type(type_hits, boosts)
+        yes = score >= CUTOFF and kind is not None
+        evidence = {"categories": dict(hits), "patterns": matched[:12],
+                    "features": {k: round(v, 3) for k, v in features.items()}}
+        return Vote(sentence.index, round(score, 4), yes, kind, evidence)
+
+
+def _setting(settings, key: str, default):
+    if settings is None:
+        return default
+    if isinstance(settings, dict):
+        return settings.get(key, default)
+    nlp = getattr(settings, "nlp", settings)
+    return getattr(nlp, key, default)
+
+
+def _build_matcher(nlp, lang: str):
+    """Matcher with one single-lemma pattern per lexicon category and the phrase patterns."""
+    from spacy.matcher import Matcher
+
+    lexicon = load_lexicon(lang)
+    words = _PATTERN_WORDS.get(lang, _PATTERN_WORDS["en"])
+    matcher = Matcher(nlp.vocab)
+    for category in CATEGORY_TYPE:
+        members = lexicon.members(category)
+        if members:
+            matcher.add(f"CAT_{category.upper()}", [[{"LEMMA": {"IN": members}}]])
+    nouns = sorted({w for c in ("body", "clothing", "landscape", "architecture", "interior", "objects",
+                                "animals", "light", "weather", "sound") for w in lexicon.members(c)})
+    person_parts = sorted(set(lexicon.members("body")) | set(lexicon.members("clothing")))
+    clothes = lexicon.members("clothing")
+    ambient = sorted({w for c in ("light", "weather", "sound") for w in lexicon.members(c)})
+    adj = {"POS": {"IN": ["ADJ"]}}
+    adj_or_part = {"POS": {"IN": ["ADJ", "VERB", "CCONJ", "PUNCT"]}, "OP": "*"}
+    modifiers = sorted({w for c in ("appearance", "colour", "materials") for w in lexicon.members(c)})
+    matcher.add("DESCRIBED_NOUN", [
+        [adj, {"POS": "ADJ", "OP": "*"}, {"LEMMA": {"IN": nouns}}],
+        [{"LEMMA": {"IN": modifiers}}, {"OP": "?"}, {"LEMMA": {"IN": nouns}}],
+    ], greedy="LONGEST")
+    matcher.add("WITH_FEATURE", [[{"LOWER": {"IN": words["with"]}}, adj_or_part, {"LEMMA": {"IN": person_parts}}]],
+                greedy="LONGEST")
+    matcher.add("WEARING", [[{"LOWER": {"IN": words["in"]}}, {"POS": "ADJ", "OP": "*"}, {"LEMMA": {"IN": clothes}}]],
+                greedy="LONGEST")
+    matcher.add("STATE", [[{"LEMMA": {"IN": words["be"]}}, {"OP": "?"}, {"LEMMA": {"IN": ambient}}]])
+    matcher.add("PERCEIVE", [[{"LEMMA": {"IN": words["perceive"]}}]])
+    return matcher
+
+
+def _register_components() -> None:
+    """Register our two small spaCy components (idempotent; spaCy is imported here, lazily)."""
+    from spacy.language import Language
+
+    if Language.has_factory("bookreader_pymorphy_pos"):
+        return
+
+    @Language.factory("bookreader_pymorphy_pos")
+    def make_pymorphy_pos(nlp, name):
+        return PymorphyPos()
+
+    @Language.component("bookreader_crude_lemmas")
+    def crude_lemmas(doc):
+        for token in doc:
+            token.lemma_ = crude_english_lemma(token.lower_)
+        return doc
+
+
+class PymorphyPos:
+    """Sets POS and morphology from pymorphy3's most likely parse, so the lemmatizer can choose well."""
+
+    def __init__(self):
+        import pymorphy3
+        from spacy.lang.ru.lemmatizer import oc2ud
+
+        self.morph = pymorphy3.MorphAnalyzer()
+        self.oc2ud = oc2ud
+        self.cache: dict[str, tuple[str, dict]] = {}
+
+    def __call__(self, doc):
+        for token in doc:
+            key = token.lower_
+            tagged = self.cache.get(key)
+            if tagged is None:
+                if not token.is_alpha:
+                    tagged = ("PUNCT" if token.is_punct else "X", {})
+                else:
+                    tagged = self.oc2ud(str(self.morph.parse(key)[0].tag))
+                self.cache[key] = tagged
+            token.pos_ = tagged[0]
+            if tagged[1]:
+                token.set_morph(tagged[1])
+        return doc
+
+
+def crude_english_lemma(word: str) -> str:
+    """Good enough for lexicon look-ups: strip common inflections (shoes→shoe, lit→lit, glowed→glow)."""
+    irregular = {"feet": "foot", "teeth": "tooth", "men": "man", "women": "woman", "children": "child",
+                 "mice": "mouse", "geese": "goose", "wore": "wear", "worn": "wear", "stood": "stand",
+                 "sat": "sit", "lay": "lie", "was": "be", "were": "be", "is": "be", "are": "be", "been": "be",
+                 "said": "say", "thought": "think", "knew": "know", "felt": "feel", "saw": "see", "heard": "hear"}
+    if word in irregular:
+        return irregular[word]
+    for suffix, repl in (("ies", "y"), ("ves", "f"), ("sses", "ss"), ("shes", "sh"), ("ches", "ch"),
+                         ("ing", ""), ("ied", "y"), ("ed", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + repl
+    return word

@@ -1,0 +1,255 @@
+"""Train small Stanza models (tokenize, pos, lemma, depparse, ner) here, with no network.
+
+Book text is annotated by Natasha (stanza_corpus.py) and fed to Stanza's own trainers. The result is a
+standard Stanza resources directory, so the processor loads it exactly like models downloaded elsewhere:
+
+    OUT/resources.json                 (minimal: no packages, nothing to download)
+    OUT/<lang>/tokenize/bookreader.pt  pos/…  lemma/…  depparse/…  ner/…  pretrain/bookreader.pt
+    OUT/<lang>/bookreader-train.json   what was trained from, with which settings, how long it took
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+PACKAGE = "bookreader"  # file stem of every model we train
+PROCESSORS = ("tokenize", "pos", "lemma", "depparse", "ner")
+MANIFEST = "bookreader-train.json"
+
+
+@dataclass(frozen=True)
+class TrainSize:
+    """How much text and how many optimisation steps: 'smoke' proves the pipeline, 'small' is usable."""
+
+    name: str
+    train_chars: int  # characters of source text annotated for training
+    dev_chars: int
+    pretrain_words: int  # most frequent navec words kept (plus every word of the training text)
+    pretrain_dim: int  # navec's 300 dims reduced by PCA to keep the files small
+    tokenize_steps: int
+    tagger_steps: int
+    parser_steps: int
+    lemma_epochs: int
+    ner_steps: int
+    hidden: int  # LSTM width of pos/depparse/ner
+
+
+SIZES = {
+    "smoke": TrainSize("smoke", 60_000, 8_000, 4_000, 32, 300, 300, 300, 2, 300, 64),
+    "small": TrainSize("small", 600_000, 40_000, 20_000, 50, 2_000, 2_500, 2_500, 8, 2_000, 128),
+}
+
+
+def limit_threads() -> None:
+    """One thread per process (the machine is shared); must run before numpy/torch load."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+def default_sources(repo_root: Path | None = None) -> list[Path]:
+    """Sample books of the repo, plus the shared public-domain corpus when it sits beside the checkout."""
+    root = repo_root or Path(__file__).resolve().parents[2]
+    candidates = [root / "sample_books", root.parent / "shared" / "corpus"]
+    return [p for p in candidates if p.exists()]
+
+
+# ---------------------------------------------------------------- pretrain (word vectors)
+
+def build_pretrain(words: set[str], path: Path, top_n: int, dim: int) -> int:
+    """A Stanza Pretrain file from Natasha's navec vectors: the top_n most frequent words plus the
+    training text's own words, PCA-reduced to `dim`. Returns the vocabulary size."""
+    import numpy as np
+    from natasha import NewsEmbedding
+    from stanza.models.common.pretrain import Pretrain
+
+    navec = NewsEmbedding()
+    counts = np.asarray(navec.vocab.counts)
+    ids = set(np.argsort(-counts)[:top_n].tolist())
+    ids |= {navec.vocab.word_ids[w] for w in {w.lower() for w in words} if w in navec.vocab.word_ids}
+    ids_sorted = sorted(ids, key=lambda i: -counts[i])
+    vocab = [navec.vocab.words[i] for i in ids_sorted]
+    matrix = np.stack([navec[w] for w in vocab]).astype("float32")
+    matrix -= matrix.mean(axis=0)
+    _, _, vt = np.linalg.svd(matrix, full_matrices=False)
+    reduced = matrix @ vt[:dim].T
+    reduced /= reduced.std() + 1e-8
+    with tempfile.TemporaryDirectory() as tmp:
+        vec = Path(tmp) / "vectors.txt"
+        with vec.open("w", encoding="utf-8") as out:
+            out.write(f"{len(vocab)} {dim}\n")
+            for word, row in zip(vocab, reduced):
+                out.write(word + " " + " ".join(f"{x:.4f}" for x in row) + "\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Pretrain(str(path), str(vec), max_vocab=-1).load()  # reads the text file, saves the .pt
+    return len(vocab)
+
+
+# ---------------------------------------------------------------- Stanza's trainers
+
+def _run(main, argv: list[str]) -> float:
+    start = time.perf_counter()
+    main(argv)
+    return round(time.perf_counter() - start, 1)
+
+
+def _train_all(work: Path, lang_dir: Path, lang: str, size: TrainSize, only: tuple[str, ...]) -> dict:
+    from stanza.models import lemmatizer, ner_tagger, parser, tagger, tokenizer
+
+    short = f"{lang}_{PACKAGE}"
+    pretrain = str(lang_dir / "pretrain" / f"{PACKAGE}.pt")
+    train, dev = str(work / "train.conllu"), str(work / "dev.conllu")
+    h = size.hidden
+    seconds: dict[str, float] = {}
+    common = ["--lang", lang, "--shorthand", short, "--cpu", "--seed", "1234"]
+
+    def out(proc: str) -> list[str]:
+        (lang_dir / proc).mkdir(parents=True, exist_ok=True)
+        return ["--save_dir", str(lang_dir / proc), "--save_name", f"{PACKAGE}.pt"]
+
+    if "tokenize" in only:
+        (work / "mwt.json").write_text("[]", encoding="utf-8")  # Russian has no multi-word tokens
+        seconds["tokenize"] = _run(tokenizer.main, common + out("tokenize") + [
+            "--txt_file", str(work / "train.txt"), "--label_file", str(work / "train.labels"),
+            "--dev_txt_file", str(work / "dev.txt"), "--dev_label_file", str(work / "dev.labels"),
+            "--dev_conll_gold", dev, "--conll_file", str(work / "dev.tokenized.conllu"),
+            "--mwt_json_file", str(work / "mwt.json"), "--no_use_mwt", "--steps", str(size.tokenize_steps), "--eval_steps", str(max(size.tokenize_steps // 3, 50)),
+            "--max_seqlen", "200", "--batch_size", "32"])
+    if "pos" in only:
+        seconds["pos"] = _run(tagger.main, common + out("pos") + [
+            "--train_file", train, "--eval_file", dev, "--output_file", str(work / "dev.pos.conllu"),
+            "--wordvec_pretrain_file", pretrain, "--max_steps", str(size.tagger_steps),
+            "--eval_interval", str(max(size.tagger_steps // 4, 50)), "--fix_eval_interval",
+            "--hidden_dim", str(h), "--char_hidden_dim", str(h), "--deep_biaff_hidden_dim", str(h),
+            "--composite_deep_biaff_hidden_dim", str(h // 2), "--word_emb_dim", "32", "--char_emb_dim", "32",
+            "--tag_emb_dim", "16", "--transformed_dim", "64", "--batch_size", "500", "--no_second_optim"])
+    if "lemma" in only:
+        seconds["lemma"] = _run(lemmatizer.main, ["--lang", lang, "--shorthand", short, "--cpu", "--seed", "1234"]
+                                + out("lemma") + [
+            "--train_file", train, "--eval_file", dev, "--output_file", str(work / "dev.lemma.conllu"),
+            "--num_epoch", str(size.lemma_epochs), "--hidden_dim", str(h), "--emb_dim", "32", "--pos_dim", "16",
+            "--batch_size", "100"])
+    if "depparse" in only:
+        seconds["depparse"] = _run(parser.main, common + out("depparse") + [
+            "--train_file", train, "--eval_file", dev, "--output_file", str(work / "dev.depparse.conllu"),
+            "--wordvec_pretrain_file", pretrain, "--max_steps", str(size.parser_steps),
+            "--eval_interval", str(max(size.parser_steps // 4, 50)), "--no_checkpoint",
+            "--hidden_dim", str(h), "--char_hidden_dim", str(h), "--deep_biaff_hidden_dim", str(h),
+            "--deep_biaff_output_dim", str(h // 2), "--word_emb_dim", "32", "--char_emb_dim", "32",
+            "--tag_emb_dim", "16", "--transformed_dim", "64", "--num_layers", "2", "--batch_size", "2000",
+            "--no_second_optim"])
+    if "ner" in only:
+        seconds["ner"] = _run(ner_tagger.main, ["--shorthand", short, "--cpu", "--seed", "1234"] + out("ner") + [
+            "--train_file", str(work / "train.ner.json"), "--eval_file", str(work / "dev.ner.json"),
+            "--wordvec_pretrain_file", pretrain, "--max_steps", str(size.ner_steps),
+            "--eval_interval", str(max(size.ner_steps // 4, 50)), "--hidden_dim", str(h),
+            "--char_hidden_dim", str(h // 2), "--word_emb_dim", "32", "--char_emb_dim", "32", "--batch_size", "32"])
+    return seconds
+
+
+# ---------------------------------------------------------------- public API
+
+def train_stanza_models(out_dir: Path | str, lang: str = "ru", texts: list[str] | None = None,
+                        size: str = "smoke", sources: list[Path | str] | None = None,
+                        processors: tuple[str, ...] = PROCESSORS, keep_work: bool = False) -> dict:
+    """Train Stanza models into a standard resources directory `out_dir` and return the manifest.
+
+    `texts` are paragraphs to learn from; without them, paragraphs are sampled from `sources`
+    (files or directories of .txt/.fb2/.epub; default: the repo's sample books and ../shared/corpus)."""
+    limit_threads()
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
+    if lang != "ru":
+        raise ValueError("only Russian can be trained here: the teacher (Natasha) is Russian-only")
+    spec = SIZES[size]
+    from bookreader_cli.nlp import stanza_corpus as corpus
+
+    started = time.perf_counter()
+    used_sources = [str(s) for s in (sources if sources is not None else default_sources())]
+    if texts is None:
+        per_file = corpus.collect_paragraphs([Path(s) for s in used_sources])
+        texts = corpus.sample_paragraphs(per_file, spec.train_chars + spec.dev_chars)
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise ValueError("no training text: give texts or sources with Russian prose")
+    dev_every = max(2, round((spec.train_chars + spec.dev_chars) / max(spec.dev_chars, 1)))
+    dev_texts = texts[::dev_every]
+    train_texts = [t for i, t in enumerate(texts) if i % dev_every]
+
+    out_dir = Path(out_dir)
+    lang_dir = out_dir / lang
+    work = Path(tempfile.mkdtemp(prefix="stanza-train-"))
+    logging.getLogger("stanza").setLevel(logging.WARNING)
+    try:
+        t0 = time.perf_counter()
+        train_paras, dev_paras = corpus.annotate(train_texts), corpus.annotate(dev_texts)
+        annotate_seconds = round(time.perf_counter() - t0, 1)
+        n_train = corpus.write_conllu(train_paras, work / "train.conllu")
+        n_dev = corpus.write_conllu(dev_paras, work / "dev.conllu")
+        corpus.write_tokenizer_files(train_paras, work / "train.txt", work / "train.labels")
+        corpus.write_tokenizer_files(dev_paras, work / "dev.txt", work / "dev.labels")
+        corpus.write_ner_json(train_paras, work / "train.ner.json")
+        corpus.write_ner_json(dev_paras, work / "dev.ner.json")
+        words = {t.text for p in train_paras + dev_paras for s in p.sentences for t in s.tokens}
+        t0 = time.perf_counter()
+        vocab_size = build_pretrain(words, lang_dir / "pretrain" / f"{PACKAGE}.pt", spec.pretrain_words, spec.pretrain_dim)
+        seconds = {"annotate": annotate_seconds, "pretrain": round(time.perf_counter() - t0, 1)}
+        seconds.update(_train_all(work, lang_dir, lang, spec, processors))
+        resources = out_dir / "resources.json"
+        if not resources.exists():
+            resources.write_text(json.dumps({lang: {"lang_name": "Russian"}}), encoding="utf-8")
+        import stanza
+
+        manifest = {
+            "package": PACKAGE, "lang": lang, "size": size, "settings": asdict(spec),
+            "sources": used_sources, "paragraphs": len(texts),
+            "train_sentences": n_train, "dev_sentences": n_dev,
+            "train_tokens": sum(len(s.tokens) for p in train_paras for s in p.sentences),
+            "pretrain_vocab": vocab_size, "seconds": seconds,
+            "total_seconds": round(time.perf_counter() - started, 1),
+            "files": {str(p.relative_to(out_dir)): p.stat().st_size for p in sorted(lang_dir.rglob("*.pt"))},
+            "stanza_version": stanza.__version__, "python": platform.python_version(),
+        }
+        (lang_dir / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        return manifest
+    finally:
+        if keep_work:
+            manifest_note = work
+            logging.getLogger(__name__).info("training files kept in %s", manifest_note)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def train_stanza_cli(out_dir: Path | str, size: str = "smoke", sources: list[Path | str] | None = None,
+                     lang: str = "ru") -> dict:
+    """Entry point for `bookreader models train-stanza`: bad options become BadInput (exit 2)."""
+    from bookreader_cli.errors import BadInput
+
+    if size not in SIZES:
+        raise BadInput(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
+    if lang != "ru":
+        raise BadInput(f"cannot train Stanza for {lang!r}: the Natasha teacher knows only Russian")
+    for src in sources or []:
+        if not Path(src).exists():
+            raise BadInput(f"training source not found: {src}")
+    try:
+        return train_stanza_models(out_dir, lang=lang, size=size, sources=sources)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+if __name__ == "__main__":  # python -m bookreader_cli.nlp.stanza_train OUT [smoke|small] [SOURCE...]
+    import sys
+
+    args = sys.argv[1:]
+    if not args:
+        sys.exit("usage: python -m bookreader_cli.nlp.stanza_train OUT_DIR [smoke|small] [SOURCE ...]")
+    result = train_stanza_cli(args[0], args[1] if len(args) > 1 else "smoke", args[2:] or None)
+    print(json.dumps(result, ensure_ascii=False, indent=1))

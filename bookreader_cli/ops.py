@@ -1,0 +1,276 @@
+"""Stats and health: what is in the store, how big it is, and whether this installation can do its work.
+
+Both run from cron and monitoring every few minutes, so both must be cheap: plain SQL on the store's sqlite3
+connection (no sqlite-utils), directory walks with os.scandir, and NLP processors checked by package and
+model-file presence only (spaCy, Natasha, Stanza and torch are never imported here).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bookreader_cli.config import Settings
+from bookreader_cli.runs import QUEUES, STATES, counts_by_queue_and_state
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+_SEVERITY = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
+IMAGE_COMPLETED = "completed"  # images.generate.COMPLETED (not imported: it pulls in httpx)
+
+
+def iso_timestamp(seconds: float) -> str:
+    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- stats ------------------------------------------------------------------------------------
+def collect_stats(settings: Settings, conn: sqlite3.Connection) -> dict:
+    """The seed's system_stats dict (keys kept) plus per-type, per-queue/state and storage detail."""
+    from bookreader_cli.nlp.base import DESCRIPTION_TYPES
+
+    started = time.perf_counter()
+    collected_at = time.time()
+
+    def scalar(sql: str) -> int:
+        return conn.execute(sql).fetchone()[0]
+
+    by_type = dict.fromkeys(DESCRIPTION_TYPES, 0)
+    for type_, n in conn.execute("SELECT coalesce(type, 'unknown'), count(*) FROM descriptions GROUP BY 1"):
+        by_type[type_] = n
+    images_by_status = {status: n for status, n in conn.execute(
+        "SELECT coalesce(status, 'unknown'), count(*) FROM images GROUP BY 1 ORDER BY 1")}
+    runs = counts_by_queue_and_state(conn)
+    storage = {
+        "database": _file_size(settings.db_path),
+        "database_wal": _file_size(Path(f"{settings.db_path}-wal")),
+        "cache": dir_size(settings.cache_dir),
+        "images": dir_size(settings.images_dir),
+    }
+    stats = {
+        "timestamp": iso_timestamp(collected_at),
+        "users_total": scalar("SELECT count(DISTINCT user) FROM images WHERE user IS NOT NULL AND user != ''"),
+        "books_total": scalar("SELECT count(*) FROM books"),
+        "chapters_total": scalar("SELECT count(*) FROM chapters"),
+        "descriptions_total": sum(by_type.values()),
+        "descriptions_by_type": by_type,
+        "images_generated": images_by_status.get(IMAGE_COMPLETED, 0),
+        "images_by_status": images_by_status,
+        # the app counted logged-in sessions; here: task runs executing right now (this one included)
+        "active_sessions": sum(q["STARTED"] for q in runs.values()),
+        # the app read Redis queue lengths; here: runs waiting to start or to be retried, per queue
+        "celery_queue_lengths": {queue: runs[queue]["PENDING"] + runs[queue]["RETRY"] for queue in runs},
+        "task_runs": runs,
+        "storage_bytes": storage,
+        "storage_mb_total": round(sum(storage.values()) / 2**20, 3),
+        "collected_at": round(collected_at, 3),
+    }
+    stats["collection_time_seconds"] = round(time.perf_counter() - started, 4)
+    return stats
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def dir_size(path: Path) -> int:
+    """Bytes in regular files under path, symlinks not followed (a missing dir is 0)."""
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            total += entry.stat(follow_symlinks=False).st_size
+                    except OSError:  # removed while we walked
+                        continue
+        except OSError:
+            continue
+    return total
+
+
+# ---- Prometheus text exposition ---------------------------------------------------------------
+METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+def _label_value(value: str) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _metric(lines: list[str], name: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
+    assert METRIC_NAME.match(name), name
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} gauge")
+    for labels, value in samples:
+        label_text = ",".join(f'{key}="{_label_value(val)}"' for key, val in labels.items())
+        lines.append(f"{name}{{{label_text}}} {_number(value)}" if labels else f"{name} {_number(value)}")
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(int(value))
+
+
+def to_prometheus(stats: dict) -> str:
+    """Prometheus text format (for node_exporter's textfile collector); every sample is a gauge."""
+    lines: list[str] = []
+    _metric(lines, "bookreader_books_total", "Books in the store.", [({}, stats["books_total"])])
+    _metric(lines, "bookreader_chapters_total", "Chapters in the store.", [({}, stats["chapters_total"])])
+    _metric(lines, "bookreader_descriptions_total", "Descriptions found, by type.",
+            [({"type": t}, n) for t, n in stats["descriptions_by_type"].items()])
+    _metric(lines, "bookreader_images_total", "Image rows, by status.",
+            [({"status": s}, n) for s, n in stats["images_by_status"].items()])
+    _metric(lines, "bookreader_users_total", "Distinct users that requested images.", [({}, stats["users_total"])])
+    _metric(lines, "bookreader_task_runs_total", "Recorded task runs, by queue and state.",
+            [({"queue": q, "state": s}, n) for q, states in stats["task_runs"].items() for s, n in states.items()])
+    _metric(lines, "bookreader_storage_bytes", "Bytes on disk, by store.",
+            [({"store": name}, n) for name, n in stats["storage_bytes"].items()])
+    _metric(lines, "bookreader_stats_collection_seconds", "Seconds the stats collection took.",
+            [({}, float(stats["collection_time_seconds"]))])
+    _metric(lines, "bookreader_stats_collected_timestamp_seconds", "Unix time the stats were collected.",
+            [({}, float(stats["collected_at"]))])
+    return "\n".join(lines) + "\n"
+
+
+# ---- health -----------------------------------------------------------------------------------
+def _check(status: str, detail: str, started: float, **extra) -> dict:
+    return {"status": status, "detail": detail, "time_ms": round((time.perf_counter() - started) * 1000, 2),
+            **extra}
+
+
+def check_database(conn: sqlite3.Connection | None, error: str | None = None, busy_ms: int = 2000) -> dict:
+    """A real write (a row in `locks`) inside a transaction that is rolled back: proves the file, its
+    directory (for the WAL) and the lock are all writable, and leaves nothing behind."""
+    started = time.perf_counter()
+    if conn is None:
+        return _check(UNHEALTHY, f"database unusable: {error or 'no connection'}", started)
+    old_timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("INSERT INTO locks (name, owner, pid, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                         [f"health-check-{uuid.uuid4().hex}", "health", os.getpid(), time.time(), time.time()])
+        finally:
+            conn.execute("ROLLBACK")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        status = DEGRADED if "locked" in str(exc) or "busy" in str(exc) else UNHEALTHY
+        return _check(status, f"write failed: {exc}", started)
+    except sqlite3.Error as exc:
+        return _check(UNHEALTHY, f"write failed: {exc}", started)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(old_timeout)}")
+    return _check(HEALTHY, f"writable (schema version {version}, journal {mode})", started,
+                  schema_version=version, journal_mode=mode)
+
+
+def check_dir_writable(path: Path) -> dict:
+    """Create the directory if needed, then write, read back and delete a small file in it."""
+    started = time.perf_counter()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".health-", suffix=".tmp") as fh:
+            fh.write(b"ok")
+            fh.flush()
+            with open(fh.name, "rb") as back:
+                if back.read() != b"ok":
+                    return _check(UNHEALTHY, f"{path}: wrote a file but read back something else", started)
+    except OSError as exc:
+        return _check(UNHEALTHY, f"{path}: not writable: {exc.strerror or exc}", started, path=str(path))
+    return _check(HEALTHY, f"{path}: writable", started, path=str(path))
+
+
+def check_disk(path: Path, degraded_mb: int, unhealthy_mb: int) -> dict:
+    started = time.perf_counter()
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        usage = shutil.disk_usage(probe)
+    except OSError as exc:
+        return _check(UNHEALTHY, f"{probe}: cannot read disk usage: {exc}", started)
+    free_mb = usage.free / 2**20
+    status = UNHEALTHY if free_mb < unhealthy_mb else DEGRADED if free_mb < degraded_mb else HEALTHY
+    return _check(status, f"{free_mb:,.0f} MB free of {usage.total / 2**20:,.0f} MB "
+                          f"(degraded below {degraded_mb} MB, unhealthy below {unhealthy_mb} MB)", started,
+                  free_bytes=usage.free, total_bytes=usage.total)
+
+
+def processor_availability(settings: Settings, name: str) -> tuple[bool, str]:
+    """(available, why) for one NLP processor, from the registry's own cheap check: it imports only our
+    processor module (find_spec and file checks inside), never spaCy, Natasha, Stanza or torch."""
+    from bookreader_cli.nlp.processors import check
+
+    available, why, _ = check(name, settings)
+    return available, why
+
+
+def check_processors(settings: Settings) -> dict[str, dict]:
+    checks = {}
+    for name in settings.nlp.processors:
+        started = time.perf_counter()
+        try:
+            available, why = processor_availability(settings, name)
+        except Exception as exc:  # a broken install is a finding, not a crash
+            available, why = False, f"{type(exc).__name__}: {exc}"
+        # one processor missing weakens the ensemble's vote, it does not stop the tool: degraded
+        checks[f"nlp_{name}"] = _check(HEALTHY if available else DEGRADED, why, started, available=available)
+    return checks
+
+
+def check_image_api(base_url: str, timeout: float) -> dict:
+    """Any HTTP answer from the image API's base URL counts as reachable; 5xx or no answer is degraded
+    (images cannot be made, everything else still works)."""
+    import httpx
+
+    started = time.perf_counter()
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            response = client.get(base_url, headers={"User-Agent": "bookreader-health"})
+    except httpx.HTTPError as exc:
+        return _check(DEGRADED, f"{base_url}: unreachable: {type(exc).__name__}: {exc}", started, url=base_url)
+    status = DEGRADED if response.status_code >= 500 else HEALTHY
+    return _check(status, f"{base_url}: HTTP {response.status_code}", started, url=base_url,
+                  http_status=response.status_code)
+
+
+def health(settings: Settings, conn: sqlite3.Connection | None, network: bool = False,
+           store_error: str | None = None) -> dict:
+    """Run every check; the overall status is the worst of them. Keys of the seed's health_check kept."""
+    started = time.perf_counter()
+    checks = {"database": check_database(conn, store_error)}
+    checks["cache_dir"] = check_dir_writable(settings.cache_dir)
+    checks["images_dir"] = check_dir_writable(settings.images_dir)
+    checks["disk"] = check_disk(settings.home, settings.health.disk_degraded_mb, settings.health.disk_unhealthy_mb)
+    checks.update(check_processors(settings))
+    if network:
+        checks["image_api"] = check_image_api(settings.images.base_url, settings.health.network_timeout)
+    status = max((c["status"] for c in checks.values()), key=_SEVERITY.__getitem__)
+    return {
+        "status": status,
+        "worker_id": f"bookreader@{socket.gethostname()}",
+        "pid": os.getpid(),
+        "timestamp": iso_timestamp(time.time()),
+        "response_time_ms": round((time.perf_counter() - started) * 1000, 2),
+        "problems": [f"{name}: {c['detail']}" for name, c in checks.items() if c["status"] != HEALTHY],
+        "checks": checks,
+    }
+
+
+__all__ = ["HEALTHY", "DEGRADED", "UNHEALTHY", "QUEUES", "STATES", "collect_stats", "to_prometheus", "health",
+           "dir_size", "check_database", "check_dir_writable", "check_disk", "check_processors",
+           "check_image_api"]
