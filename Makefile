@@ -9,7 +9,7 @@ export OMP_NUM_THREADS := 1
 export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-deps clean
 
 install: $(VENV)/.installed
 
@@ -25,7 +25,14 @@ demo: install
 	BOOKREADER_HOME=$(DEMO_HOME) $(BIN)/bookreader books import sample_books/*.epub sample_books/*.fb2 sample_books/*.txt
 	BOOKREADER_HOME=$(DEMO_HOME) $(BIN)/bookreader books list
 
-test: install
+# Tools some tests compare against or run beside; each test skips cleanly when its tool cannot be had.
+test-deps:
+	@bash tests/js/install.sh || echo "epub.js reference not installed: CFI comparison tests will skip"
+	@command -v redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) ; } \
+	  || echo "redis-server not installed: Celery integration tests will skip"
+
+test: install test-deps
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -63,13 +63,21 @@ def cache_key(book_id) -> str:
     return f"epub:{book_id}"
 
 
+_OPEN: dict[tuple[str, int], Cache] = {}
+
+
 def _open(cache_dir: str | Path) -> Cache:
+    """The Cache for this directory, opened once per process (opening costs ~40 ms of SQLite set-up)."""
     root = Path(cache_dir)
     directory = root / SUBDIR
-    for path in (root, directory):
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
-    return Cache(str(directory), disk=BytesOnlyDisk)
+    key = (str(directory.resolve()), os.getpid())  # never share SQLite connections across a fork
+    cache = _OPEN.get(key)
+    if cache is None or not directory.is_dir():
+        for path in (root, directory):
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(path, 0o700)
+        cache = _OPEN[key] = Cache(str(directory), disk=BytesOnlyDisk)
+    return cache
 
 
 # --- entry format ------------------------------------------------------------------------------------------
@@ -164,7 +172,10 @@ def _store(cache: Cache, book_id, path: Path, ttl: int) -> tuple[dict, bytes]:
 
 def _lookup(cache: Cache, book_id, path: Path) -> tuple[str, dict | None, bytes | None]:
     """What the cache holds for this book: ("hit"|"missing"|"corrupt"|"stale", header, data)."""
-    blob = cache.get(cache_key(book_id), default=None)
+    try:
+        blob = cache.get(cache_key(book_id), default=None)
+    except ValueError:  # a pickled value planted under our key: refused by BytesOnlyDisk, replaced
+        return "corrupt", None, None
     if blob is None:
         return "missing", None, None
     decoded = _decode(blob)
@@ -192,14 +203,14 @@ def cache_put(cache_dir: str | Path, book_id, path: str | Path, ttl: int = DEFAU
     if ttl <= 0:
         raise BadInput(f"the cache TTL must be positive, not {ttl}")
     started = time.perf_counter()
-    with _open(cache_dir) as cache:
-        found, header, data = _lookup(cache, book_id, path)
-        if found == "hit":
-            cache.touch(cache_key(book_id), expire=ttl)  # same bytes: only the TTL restarts
-            status = "fresh"
-        else:
-            header, _ = _store(cache, book_id, path, ttl)
-            status = _STATUS_AFTER[found]
+    cache = _open(cache_dir)
+    found, header, data = _lookup(cache, book_id, path)
+    if found == "hit":
+        cache.touch(cache_key(book_id), expire=ttl)  # same bytes: only the TTL restarts
+        status = "fresh"
+    else:
+        header, _ = _store(cache, book_id, path, ttl)
+        status = _STATUS_AFTER[found]
     return _result(book_id, header, ttl, status, seconds=round(time.perf_counter() - started, 4))
 
 
@@ -209,11 +220,11 @@ def cache_fetch(
     """The original EPUB bytes, from the cache when the entry is intact and current, else rebuilt
     from the source first; and the result dict (status "hit", "cached", "refreshed" or "rebuilt")."""
     path = Path(path)
-    with _open(cache_dir) as cache:
-        found, header, data = _lookup(cache, book_id, path)
-        if found == "hit":
-            return data, _result(book_id, header, header.get("ttl_seconds", ttl), "hit")
-        header, data = _store(cache, book_id, path, ttl)
+    cache = _open(cache_dir)
+    found, header, data = _lookup(cache, book_id, path)
+    if found == "hit":
+        return data, _result(book_id, header, header.get("ttl_seconds", ttl), "hit")
+    header, data = _store(cache, book_id, path, ttl)
     return data, _result(book_id, header, ttl, _STATUS_AFTER[found])
 
 
@@ -226,22 +237,27 @@ def cache_stats(cache_dir: str | Path) -> dict:
     """Entries, their original and compressed sizes, and the space the cache uses on disk."""
     entries = damaged = original = compressed = 0
     books = []
-    with _open(cache_dir) as cache:
-        for key in list(cache.iterkeys()):
+    cache = _open(cache_dir)
+    for key in list(cache.iterkeys()):
+        try:
             blob = cache.get(key, default=None)
-            if blob is None:
-                continue  # expired or removed meanwhile
+        except ValueError:  # not bytes (a pickle): never loaded
             entries += 1
-            parsed = _decode_header(blob)
-            if parsed is None:
-                damaged += 1
-                continue
-            header = parsed[0]
-            original += header.get("size", 0)
-            compressed += header.get("compressed_size", 0)
-            books.append(key.partition(":")[2])
-        volume = cache.volume()
-        directory = cache.directory
+            damaged += 1
+            continue
+        if blob is None:
+            continue  # expired or removed meanwhile
+        entries += 1
+        parsed = _decode_header(blob)
+        if parsed is None:
+            damaged += 1
+            continue
+        header = parsed[0]
+        original += header.get("size", 0)
+        compressed += header.get("compressed_size", 0)
+        books.append(key.partition(":")[2])
+    volume = cache.volume()
+    directory = cache.directory
     return {
         "directory": directory,
         "entries": entries,
@@ -256,11 +272,11 @@ def cache_stats(cache_dir: str | Path) -> dict:
 
 def cache_clear(cache_dir: str | Path, expired_only: bool = False) -> dict:
     """Remove every entry, or only the expired ones; says how many went and how much space came back."""
-    with _open(cache_dir) as cache:
-        before = cache.volume()
-        removed = cache.expire() if expired_only else cache.clear()
-        remaining = len(cache)
-        after = cache.volume()
+    cache = _open(cache_dir)
+    before = cache.volume()
+    removed = cache.expire() if expired_only else cache.clear()
+    remaining = len(cache)
+    after = cache.volume()
     return {
         "removed": removed,
         "remaining": remaining,

@@ -123,7 +123,7 @@ def local_timezone() -> str:
 class BookreaderTask(Task):
     """Counts deliveries of each (task id, retry) in Redis and fails a task redelivered too often."""
 
-    _redis = None
+    _redis: dict = {}  # broker URL → client, one per worker process
 
     def __call__(self, *args, **kwargs):
         if self.request.id and not self.request.is_eager:
@@ -147,26 +147,50 @@ class BookreaderTask(Task):
 
     @classmethod
     def _client(cls, url: str):
-        if cls._redis is None:
+        if url not in cls._redis:
             import redis
 
-            cls._redis = redis.Redis.from_url(url)
-        return cls._redis
+            cls._redis[url] = redis.Redis.from_url(url)
+        return cls._redis[url]
 
 
 def call_task_function(function: str, *args, **kwargs):
     """Run tasks.<function>(ctx, *args, **kwargs) on this worker's settings and return its dict."""
-    from bookreader_cli import tasks
+    from bookreader_cli import runs, tasks
     from bookreader_cli.errors import JobFailed
 
     fn = getattr(tasks, function, None)
     if fn is None:
         raise JobFailed(f"this build has no tasks.{function}()")
+    args, kwargs = seed_arguments(fn, args, kwargs)
     ctx = tasks.Context()
+    token = runs.retried_by_caller.set(True)  # Celery's autoretry is the one retry loop here
     try:
         return fn(ctx, *args, **kwargs)
     finally:
+        runs.retried_by_caller.reset(token)
         ctx.close()
+
+
+def seed_arguments(fn, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Accept the seed's calling style (`process_book_task.delay(book_id=123)`, `user_id=…`, int ids) for
+    task functions that take a book reference string `ref` and a `user`."""
+    import inspect
+
+    params = list(inspect.signature(fn).parameters)[1:]  # after ctx
+    kwargs = dict(kwargs)
+    for seed_name, ours in (("book_id", "ref"), ("user_id", "user")):
+        if seed_name in kwargs and seed_name not in params and ours in params:
+            kwargs[ours] = kwargs.pop(seed_name)
+    args = list(args)
+    for name in ("ref", "user"):
+        if name in params:
+            position = params.index(name)
+            if position < len(args) and args[position] is not None:
+                args[position] = str(args[position])
+            elif kwargs.get(name) is not None:
+                kwargs[name] = str(kwargs[name])
+    return tuple(args), kwargs
 
 
 def run_scheduled_job(job: str, **kwargs):
@@ -205,7 +229,7 @@ def _register_nlp_chapter(app: Celery):
 
         return run_chapter_job(job)
 
-    return app.task(nlp_chapter, name=NLP_CHAPTER, bind=True, **retry_options(2))
+    return app.task(nlp_chapter, name=NLP_CHAPTER, bind=True, resultrepr_maxsize=200, **retry_options(2))
 
 
 app = make_app()

@@ -42,6 +42,7 @@ def _command(settings, program: list[str]) -> dict:
 
 def worker_command(settings, queues: str, concurrency: int | None, pool: str, loglevel: str,
                    hostname: str | None = None, extra: list[str] = ()) -> dict:
+    require_celery()
     names = parse_queues(queues)
     if concurrency is not None and concurrency < 1:
         raise BadInput("--concurrency must be at least 1")
@@ -88,6 +89,7 @@ def inspect(settings, what: str, timeout: float = 2.0) -> dict:
 
 def purge(settings, queues: str, timeout: float = 2.0) -> dict:
     """Delete every waiting message of the given queues; running tasks are not touched."""
+    require_celery()
     names = parse_queues(queues)
     app = _app(settings, timeout)
     counts = {}
@@ -112,7 +114,7 @@ def worker_rows(result: dict) -> list[tuple]:
         elif result["command"] == "stats":
             pool = reply.get("pool", {})
             total = sum((reply.get("total") or {}).values())
-            rows.append((worker, pool.get("implementation", "").rsplit(":", 1)[-1], pool.get("max-concurrency"),
+            rows.append((worker, pool.get("implementation", "").split(":")[0].rsplit(".", 1)[-1], pool.get("max-concurrency"),
                          total, reply.get("uptime")))
         else:
             rows.append((worker, str(reply)[:100], "", "", ""))

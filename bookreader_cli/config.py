@@ -30,6 +30,7 @@ class NlpSettings:
 @dataclass
 class ImageSettings:
     base_url: str = "https://image.pollinations.ai"
+    path_prefix: str = "prompt"  # GET {base_url}/{path_prefix}/{prompt}; the newer gateway uses "image"
     model: str = "flux"
     width: int = 1024
     height: int = 768

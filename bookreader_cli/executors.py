@@ -14,6 +14,7 @@ and the result backend are shared between machines; the database stays with the 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, is_dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -110,6 +111,7 @@ def celery_run_book(chapters: Iterable, lang: str = "ru", mode: str = "ensemble"
     A chapter that fails on a worker (after its retries) fails the run with JobFailed; chapters already
     yielded are the caller's to keep, so running again finishes the book.
     """
+    from celery.exceptions import TimeoutError as CeleryTimeout
     from celery.result import AsyncResult, ResultSet
 
     from bookreader_cli.celery_app import NLP_CHAPTER, make_app
@@ -121,8 +123,9 @@ def celery_run_book(chapters: Iterable, lang: str = "ru", mode: str = "ensemble"
     if not jobs:
         return
     check_broker(app)
-    if on_warning is not None and not _workers_answer(app):
-        on_warning("no Celery worker answered a ping; the chapters wait in the queue until one starts")
+    if not _workers_answer(app):
+        (on_warning or logging.getLogger("bookreader.celery").warning)(
+            "no Celery worker answered a ping; the chapters wait in the queue until one starts")
     index_of = {app.send_task(NLP_CHAPTER, args=[payload]).id: index for index, payload in jobs}
     pending = set(index_of)
     results = ResultSet([AsyncResult(task_id, app=app) for task_id in index_of], app=app)
@@ -142,7 +145,7 @@ def celery_run_book(chapters: Iterable, lang: str = "ru", mode: str = "ensemble"
             if on_chapter is not None:
                 on_chapter(index, result)
             yield index, result
-    except TimeoutError:
+    except (TimeoutError, CeleryTimeout):
         raise JobFailed(f"{len(pending)} chapter(s) unfinished after {timeout:g}s: is a worker consuming "
                         f"the 'books' queue?") from None
     finally:
@@ -167,7 +170,7 @@ def _check_names(mode: str, processors, settings) -> None:
 
 def _workers_answer(app) -> bool:
     try:
-        return bool(app.control.inspect(timeout=1.0).ping())
+        return bool(app.control.inspect(timeout=1.0, limit=1).ping())  # returns at the first reply
     except Exception:
         return False
 
@@ -176,7 +179,7 @@ def check_broker(app, timeout: float = 5.0) -> None:
     """Fail fast with one line when the broker cannot be reached (Celery itself would keep retrying)."""
     conn = app.connection_for_write()
     try:
-        conn.ensure_connection(max_retries=1, timeout=timeout)
+        conn.ensure_connection(max_retries=1, interval_start=0.2, interval_step=0.5, timeout=timeout)
     except Exception as exc:
         raise JobFailed(f"cannot reach the Celery broker at {safe_url(app.conf.broker_url)}: {exc}") from None
     finally:

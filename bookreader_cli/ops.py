@@ -37,11 +37,25 @@ def collect_stats(settings: Settings, conn: sqlite3.Connection) -> dict:
 
     started = time.perf_counter()
     collected_at = time.time()
+    own_snapshot = not conn.in_transaction
+    if own_snapshot:  # one read transaction: all counts from the same moment, even while others write
+        conn.execute("BEGIN")
+    try:
+        stats = _counts(settings, conn, DESCRIPTION_TYPES)
+    finally:
+        if own_snapshot:
+            conn.execute("COMMIT")
+    stats["timestamp"] = iso_timestamp(collected_at)
+    stats["collected_at"] = round(collected_at, 3)
+    stats["collection_time_seconds"] = round(time.perf_counter() - started, 4)
+    return stats
 
+
+def _counts(settings: Settings, conn: sqlite3.Connection, description_types) -> dict:
     def scalar(sql: str) -> int:
         return conn.execute(sql).fetchone()[0]
 
-    by_type = dict.fromkeys(DESCRIPTION_TYPES, 0)
+    by_type = dict.fromkeys(description_types, 0)
     for type_, n in conn.execute("SELECT coalesce(type, 'unknown'), count(*) FROM descriptions GROUP BY 1"):
         by_type[type_] = n
     images_by_status = {status: n for status, n in conn.execute(
@@ -53,8 +67,8 @@ def collect_stats(settings: Settings, conn: sqlite3.Connection) -> dict:
         "cache": dir_size(settings.cache_dir),
         "images": dir_size(settings.images_dir),
     }
-    stats = {
-        "timestamp": iso_timestamp(collected_at),
+    return {
+        "timestamp": None,  # filled in by collect_stats (keeps the seed's key order)
         "users_total": scalar("SELECT count(DISTINCT user) FROM images WHERE user IS NOT NULL AND user != ''"),
         "books_total": scalar("SELECT count(*) FROM books"),
         "chapters_total": scalar("SELECT count(*) FROM chapters"),
@@ -69,10 +83,7 @@ def collect_stats(settings: Settings, conn: sqlite3.Connection) -> dict:
         "task_runs": runs,
         "storage_bytes": storage,
         "storage_mb_total": round(sum(storage.values()) / 2**20, 3),
-        "collected_at": round(collected_at, 3),
     }
-    stats["collection_time_seconds"] = round(time.perf_counter() - started, 4)
-    return stats
 
 
 def _file_size(path: Path) -> int:

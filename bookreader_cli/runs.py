@@ -12,6 +12,7 @@ other processes (`bookreader runs list` in another terminal) the moment it happe
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import random
@@ -37,9 +38,16 @@ def backoff_delay(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
     return random.uniform(0, min(cap, base * (2 ** attempt)))
 
 
+# Set by the Celery door: Celery retries the task itself (self.retry with backoff), so record() must not
+# retry inside the attempt as well (that would multiply the attempts).
+retried_by_caller: contextvars.ContextVar[bool] = contextvars.ContextVar("retried_by_caller", default=False)
+
+
 def record(store, task: str, queue: str, args: dict, fn: Callable[[], Any], retries: int = 0,
            backoff_base: float = 1.0) -> Any:
     """Run fn() as one recorded task run and return its result (a dict result gains `task_id`)."""
+    if retried_by_caller.get():
+        retries = 0
     run_id = uuid.uuid4().hex
     created = time.time()
     store.conn.execute(

@@ -319,6 +319,213 @@ def list_descriptions(ctx: Context, ref: str, type: str | None = None, top: int 
     return {"book_id": book["id"], "title": book["title"], "count": len(rows), "descriptions": rows}
 
 
+# ---- images and cleanup -----------------------------------------------------------------------
+IMAGE_COMPLETED = "completed"  # images.generate.COMPLETED (not imported here: it pulls in httpx)
+
+
+def _description_rows(store, ids: list[int]) -> list[dict]:
+    """The descriptions to draw, in the order asked (duplicates dropped); an unknown id is bad input."""
+    try:
+        ids = list(dict.fromkeys(int(i) for i in ids))
+    except (TypeError, ValueError):
+        raise BadInput(f"description ids must be whole numbers, got {ids!r}") from None
+    if not ids:
+        raise BadInput("no description ids given")
+    marks = ",".join("?" * len(ids))
+    cursor = store.conn.execute(
+        f"SELECT id, text, type, book_id, priority FROM descriptions WHERE id IN ({marks})", ids)
+    found = {row[0]: dict(zip(("id", "text", "type", "book_id", "priority"), row)) for row in cursor}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise BadInput(f"no description with id {missing[0]}" if len(missing) == 1
+                       else f"no descriptions with ids {', '.join(missing)}")
+    return [found[i] for i in ids]
+
+
+def _save_image_row(store, row: dict) -> None:
+    """Store one outcome in its own transaction, keeping at most one failure row per (description, user)
+    and one row per identical picture, so reruns do not pile up rows."""
+    from bookreader_cli.images.generate import IMAGE_ROW_COLUMNS
+
+    with store.transaction():
+        store.conn.execute("DELETE FROM images WHERE description_id = ? AND user IS ? AND status != ?",
+                           [row["description_id"], row["user"], IMAGE_COMPLETED])
+        if row["status"] == IMAGE_COMPLETED:
+            store.conn.execute(
+                "DELETE FROM images WHERE description_id = ? AND user IS ? AND status = ? AND sha256 = ?",
+                [row["description_id"], row["user"], IMAGE_COMPLETED, row["sha256"]])
+        store.conn.execute(
+            f"INSERT INTO images ({', '.join(IMAGE_ROW_COLUMNS)}) VALUES ({', '.join('?' * len(IMAGE_ROW_COLUMNS))})",
+            [row[c] for c in IMAGE_ROW_COLUMNS])
+
+
+def _retry_when_locked(fn):
+    """A database still locked after the busy timeout is worth another try of the whole job (runs.Transient);
+    a picture that fails is not: the client has retried it already and it is recorded as failed."""
+    import sqlite3
+
+    from bookreader_cli import runs
+
+    def job():
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise runs.Transient(f"database busy: {exc}") from None
+            raise
+
+    return job
+
+
+def _draw(ctx: Context, descriptions: list[dict], user: str | None, dry_run: bool) -> dict:
+    """Generate (or, with dry_run, plan) one picture per description; the seed's generate_images_task dict.
+
+    With a daily limit the user's count and the generation run under a per-user lock, so two runs at once
+    cannot both spend the last allowance.
+    """
+    from bookreader_cli.images.generate import allowed_count, daily_window_start, generate_for_descriptions, plan_requests
+    from bookreader_cli.locks import db_lock
+
+    settings, store = ctx.settings, ctx.store
+    limit = settings.images.daily_limit_per_user
+
+    def used_today() -> int:
+        if limit <= 0:
+            return 0
+        return store.conn.execute(
+            "SELECT count(*) FROM images WHERE user IS ? AND status = ? AND created_at >= ?",
+            [user, IMAGE_COMPLETED, daily_window_start()]).fetchone()[0]
+
+    if dry_run:
+        used = used_today()
+        return {"user_id": user, "dry_run": True, "requested_count": len(descriptions),
+                "allowed_count": allowed_count(limit, used, len(descriptions)), "used_today": used,
+                "daily_limit_per_user": limit, "requests": plan_requests(descriptions, settings)}
+    if limit <= 0:
+        return generate_for_descriptions(descriptions, settings, settings.images_dir, user=user,
+                                         on_result=lambda row: _save_image_row(store, row))
+    with db_lock(store, f"images:user:{user if user is not None else ''}", wait=True):
+        return generate_for_descriptions(descriptions, settings, settings.images_dir, user=user,
+                                         on_result=lambda row: _save_image_row(store, row), used_today=used_today())
+
+
+def _already_drawn(ctx: Context, descriptions: list[dict], user: str | None) -> dict[int, str]:
+    """{description id: image path} for those whose very request (same URL: prompt, seed, model, size)
+    already gave this user a picture that is still on disk. The seed makes the same request give the same
+    picture, so asking again would only spend the API and the user's daily allowance."""
+    from bookreader_cli.images.generate import plan_requests
+
+    found = {}
+    for plan in plan_requests(descriptions, ctx.settings):
+        row = ctx.store.conn.execute(
+            "SELECT path FROM images WHERE description_id = ? AND user IS ? AND status = ? AND source_url = ? "
+            "AND path IS NOT NULL ORDER BY created_at DESC LIMIT 1",
+            [plan["description_id"], user, IMAGE_COMPLETED, plan["image_url"]]).fetchone()
+        if row and (ctx.settings.images_dir / row[0]).is_file():
+            found[plan["description_id"]] = str(ctx.settings.images_dir / row[0])
+    return found
+
+
+def generate_images(ctx: Context, description_ids: list[int], user: str | None = None, dry_run: bool = False) -> dict:
+    """A picture per description id (the seed's generate_images_task). One image failing never stops the
+    others: it is recorded (a row with status "failed") and listed under `failed`. A description this user
+    already has the very same picture of is not asked again: it is listed under `existing_images`, so a
+    killed run, run again, finishes the work without duplicates."""
+    from bookreader_cli import runs
+
+    user = None if user is None else str(user)
+    descriptions = _description_rows(ctx.store, description_ids)
+
+    def job(dry: bool) -> dict:
+        existing = _already_drawn(ctx, descriptions, user)
+        result = _draw(ctx, [d for d in descriptions if d["id"] not in existing], user, dry)
+        result["requested_count"] = len(descriptions)
+        result["existing_count"] = len(existing)
+        result["existing_images"] = [{"description_id": i, "status": "existing", "image_path": p}
+                                     for i, p in existing.items()]
+        return result
+
+    if dry_run:  # sends nothing and records nothing
+        return job(True)
+    args = {"description_ids": [d["id"] for d in descriptions], "user": user}
+    return runs.record(ctx.store, "generate_images", "images", args, _retry_when_locked(lambda: job(False)),
+                       retries=2)
+
+
+def batch_generate_for_book(ctx: Context, book_id, user: str | None = None, limit: int | None = None,
+                            type: str | None = None, dry_run: bool = False) -> dict:
+    """Pictures for a book's top descriptions by priority that have no completed image yet (the seed's
+    batch_generate_for_book_task); run again, it picks up where failures and limits left off."""
+    from bookreader_cli import runs
+    from bookreader_cli.nlp.base import DESCRIPTION_TYPES
+
+    limit = 10 if limit is None else limit
+    if limit < 1:
+        raise BadInput("--limit must be at least 1")
+    if type and type not in DESCRIPTION_TYPES:
+        raise BadInput(f"unknown type {type!r}: expected one of {', '.join(DESCRIPTION_TYPES)}")
+    user = None if user is None else str(user)
+    book = ctx.store.resolve_book(str(book_id))
+
+    def select() -> list[dict]:
+        sql = ("SELECT d.id, d.text, d.type, d.book_id, d.priority FROM descriptions d WHERE d.book_id = ?"
+               + (" AND d.type = ?" if type else "")
+               + " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.description_id = d.id AND i.status = ?)"
+               + " ORDER BY d.priority DESC, d.id LIMIT ?")
+        params = [book["id"], *([type] if type else []), IMAGE_COMPLETED, limit]
+        return [dict(zip(("id", "text", "type", "book_id", "priority"), r)) for r in ctx.store.conn.execute(sql, params)]
+
+    def job(dry: bool) -> dict:
+        started = time.perf_counter()
+        chosen = select()
+        drawn = _draw(ctx, chosen, user, dry)
+        result = {"book_id": book["id"], "user_id": user, "limit": limit, "selected_descriptions": len(chosen)}
+        if not dry:
+            result["generated_count"] = drawn["generated_count"]
+        result["processing_time_seconds"] = round(time.perf_counter() - started, 3)
+        result.update({"type": type, "title": book["title"], "description_ids": [d["id"] for d in chosen]})
+        result.update({k: v for k, v in drawn.items() if k not in result and k != "total_time_seconds"})
+        return result
+
+    if dry_run:
+        return job(True)
+    args = {"book_id": book["id"], "user": user, "limit": limit, "type": type}
+    return runs.record(ctx.store, "batch_generate_for_book", "images", args, _retry_when_locked(lambda: job(False)),
+                       retries=2)
+
+
+def cleanup_old_images(ctx: Context, days_old: int | None = None, dry_run: bool = False) -> dict:
+    """Delete images older than `days_old` (default settings.cleanup_days), image files with no row and
+    rows whose file is gone, inside the images directory only (the seed's cleanup_old_images_task).
+    A dry run works out the same plan, returns it as `actions`, and changes nothing (not even task_runs)."""
+    from bookreader_cli import runs
+    from bookreader_cli.images.cleanup import cleanup_images
+
+    days = ctx.settings.cleanup_days if days_old is None else days_old
+    if days < 0:
+        raise BadInput(f"--days must be 0 or more, got {days}")
+    store = ctx.store
+
+    def delete_rows(ids: list) -> None:
+        with store.transaction():
+            for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+                chunk = ids[start:start + 500]
+                store.conn.execute(f"DELETE FROM images WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+
+    def job() -> dict:
+        cursor = store.conn.execute("SELECT id, path, created_at FROM images")
+        rows = [dict(zip(("id", "path", "created_at"), r)) for r in cursor]
+        plan, result = cleanup_images(ctx.settings.images_dir, rows, days, dry_run, delete_rows=delete_rows)
+        result["images_dir"] = str(ctx.settings.images_dir)
+        if dry_run:
+            result["actions"] = plan
+        return result
+
+    if dry_run:
+        return job()
+    return runs.record(store, "cleanup_old_images", "cleanup", {"days_old": days}, job)
+
+
 # ---- stats, health, runs ----------------------------------------------------------------------
 STATS_FORMATS = ("table", "json", "prometheus")
 

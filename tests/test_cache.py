@@ -6,8 +6,11 @@ import gzip
 import multiprocessing
 import os
 import pickle
+import random
+import sqlite3
 import stat
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,13 +29,22 @@ from bookreader_cli.errors import BadInput
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_books"
 
 
+def _write_epub_like(path: Path, text_kb: int = 120, image_kb: int = 80) -> Path:
+    """A zip shaped like an EPUB: stored mimetype, deflated XHTML, an incompressible 'image'."""
+    rng = random.Random(7)
+    words = ["sea", "whale", "ship", "море", "кит", "wind", "storm", "deck"]
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        prose = " ".join(rng.choice(words) for _ in range(text_kb * 200))
+        zf.writestr("OEBPS/ch1.xhtml", f"<html><body><p>{prose}</p></body></html>", zipfile.ZIP_DEFLATED)
+        zf.writestr("OEBPS/cover.jpg", rng.randbytes(image_kb * 1024), zipfile.ZIP_STORED)
+    return path
+
+
 @pytest.fixture
 def book(tmp_path: Path) -> Path:
-    """A real EPUB if the samples are there, else bytes of the same kind (a zip-like blob)."""
-    source = SAMPLES / "en_sample.epub"
-    path = tmp_path / "book.epub"
-    path.write_bytes(source.read_bytes() if source.exists() else os.urandom(50_000) + b"PK" * 30_000)
-    return path
+    """Big enough that diskcache keeps the value in its own file (> 32 KB)."""
+    return _write_epub_like(tmp_path / "book.epub")
 
 
 def test_put_then_get_is_byte_identical(tmp_path: Path, book: Path):
@@ -109,6 +121,23 @@ def test_flipped_byte_is_rebuilt_not_served(tmp_path: Path, book: Path):
     assert data == book.read_bytes() and info["status"] == "rebuilt"
 
 
+def test_damaged_small_entry_in_the_database_is_rebuilt(tmp_path: Path):
+    """Small books live inside diskcache's SQLite file rather than in a file of their own."""
+    small = SAMPLES / "en_sample.epub"
+    book = tmp_path / "small.epub"
+    book.write_bytes(small.read_bytes() if small.exists() else _write_epub_like(tmp_path / "s.zip", 2, 2).read_bytes())
+    cache_dir = tmp_path / "cache"
+    cache_put(cache_dir, 1, book)
+    assert not _value_files(cache_dir)
+    db = sqlite3.connect(cache_dir / "epub" / "cache.db")
+    (blob,) = db.execute("SELECT value FROM Cache WHERE key = 'epub:1'").fetchone()
+    db.execute("UPDATE Cache SET value = ? WHERE key = 'epub:1'", (bytes(blob)[: len(blob) - 10],))
+    db.commit()
+    db.close()
+    data, info = cache_fetch(cache_dir, 1, book)
+    assert data == book.read_bytes() and info["status"] == "rebuilt"
+
+
 def test_foreign_entry_is_rebuilt(tmp_path: Path, book: Path):
     cache_dir = tmp_path / "cache"
     cache_put(cache_dir, 1, book)
@@ -129,8 +158,9 @@ def test_pickled_values_are_never_loaded(tmp_path: Path, book: Path):
 
     with Cache(str(cache_dir / "epub")) as plain:  # the default Disk pickles non-bytes values
         plain.set("epub:1", Boom())
-    with pytest.raises(ValueError):
-        cache_get(cache_dir, 1, book)
+    assert cache_stats(cache_dir)["damaged_entries"] == 1
+    data, info = cache_fetch(cache_dir, 1, book)
+    assert data == book.read_bytes() and info["status"] == "rebuilt"
     assert not (tmp_path / "pwned").exists()
     with Cache(str(cache_dir / "epub"), disk=BytesOnlyDisk) as cache, pytest.raises(TypeError):
         cache.set("x", {"not": "bytes"})

@@ -165,3 +165,18 @@ def test_lease_is_renewed_while_held(store):
         with pytest.raises(Busy):
             with db_lock(store, "long"):
                 pass
+
+
+def test_second_process_of_the_same_book_is_busy(cli, home):
+    from conftest import SAMPLES
+
+    book_id = cli("books", "import", str(SAMPLES / "ru_sample.txt"), "--json").json()["imported"][0]["book_id"]
+    store = Store(home / "bookreader.db")
+    try:
+        with db_lock(store, f"process:{book_id}"):  # what a running `process` of this book holds
+            result = cli("process", str(book_id))
+    finally:
+        store.close()
+    assert result.code == 1
+    assert result.stderr.startswith(f"error: book {book_id} is being processed: held by pid {os.getpid()}")
+    assert len(result.stderr.strip().splitlines()) == 1

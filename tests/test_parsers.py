@@ -356,3 +356,53 @@ def test_txt_table_of_contents_is_not_chapters(tmp_path):
     book = load_book(tmp_path / "t.txt")
     assert [c.title for c in book.chapters] == [f"CHAPTER {i}. Title {i}." for i in range(1, 6)]
     assert book.title == "My Book"
+
+
+RICH_FB2 = """<?xml version="1.0" encoding="{encoding}"?>
+<FictionBook xmlns="http://www.gribuser.ru/xml/fictionbook/2.0" xmlns:l="http://www.w3.org/1999/xlink">
+<description><title-info><author><first-name>Иван</first-name><last-name>Тестов</last-name></author>
+<book-title>Проба</book-title><date value="1900-01-02">1900</date><lang>ru</lang>
+<coverpage><image l:href="#cover.png"/></coverpage></title-info></description>
+<body><title><p>Проба</p></title>
+<section><title><p>Часть первая</p></title><epigraph><p>Всё проходит.</p><text-author>Соломон</text-author></epigraph>
+ <section><title><p>Глава 1</p></title>
+  <p>Снег <emphasis>шёл</emphasis> и <strong>шёл</strong>, см.<a l:href="#n1" type="note">[1]</a></p>
+  <poem><stanza><v>Мороз и солнце;</v><v>день чудесный!</v></stanza></poem>
+  <cite><p>Цитата.</p><text-author>Автор цитаты</text-author></cite>
+  <subtitle>* * *</subtitle>
+  <section><title><p>Подглава</p></title><p>Вложенный текст.</p></section>
+ </section>
+ <section><title><p>Глава 2</p></title><p>Второй текст.</p></section>
+</section></body>
+<body name="notes"><section id="n1"><title><p>1</p></title><p>Примечание.</p></section></body>
+<binary id="cover.png" content-type="image/png">iVBORw0KGgo=</binary>
+</FictionBook>"""
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "windows-1251", "koi8-r"])
+def test_fb2_structure_inline_markup_and_encodings(tmp_path, encoding):
+    path = tmp_path / "rich.fb2"
+    path.write_bytes(RICH_FB2.format(encoding=encoding).encode(encoding))
+    book = load_book(path)
+    assert book.title == "Проба" and book.authors == ["Иван Тестов"] and book.date == "1900-01-02"
+    assert book.cover == b"\x89PNG\r\n\x1a\n" and book.cover_media_type == "image/png"
+    assert [c.title for c in book.chapters] == ["Глава 1", "Глава 2"]
+    first = book.chapters[0]
+    pairs = list(zip(first.paragraph_texts(), [p.kind for p in first.paragraphs]))
+    assert pairs == [
+        ("Проба", "heading"), ("Часть первая", "heading"), ("Всё проходит.", "epigraph"), ("Соломон", "epigraph"),
+        ("Глава 1", "heading"), ("Снег шёл и шёл, см.[1]", "text"),
+        ("Мороз и солнце;", "poem"), ("день чудесный!", "poem"),
+        ("Цитата.", "text"), ("Автор цитаты", "text"), ("* * *", "subtitle"),
+        ("Подглава", "heading"), ("Вложенный текст.", "text"),
+    ]
+    assert sum(c.text.count("Вложенный текст.") for c in book.chapters) == 1
+    assert [n.text for n in book.notes] == ["Примечание."] and book.notes[0].title == "1"
+
+
+def test_fb2_body_without_sections_is_one_chapter(tmp_path):
+    path = tmp_path / "flat.fb2"
+    path.write_text(RICH_FB2.format(encoding="utf-8").split("<body><title>")[0]
+                    + "<body><p>Первый.</p><p>Второй.</p></body></FictionBook>", encoding="utf-8")
+    book = load_book(path)
+    assert len(book.chapters) == 1 and book.chapters[0].paragraph_texts() == ["Первый.", "Второй."]

@@ -51,7 +51,12 @@ def load_book(path: str | Path) -> Book:
     label = path.name or str(path)
     data = _read_file(path, label)
     claimed = _claimed_format(label)
-    fmt, what = sniff_format(data, label)
+    try:
+        fmt, what = sniff_format(data, label)
+    except BadInput:
+        raise
+    except Exception as exc:  # sniffing reads a zip directory; a damaged one must still be one clear line
+        raise BadInput(f"{label}: cannot tell what this file is: {type(exc).__name__}: {exc}") from None
     if fmt is None:
         if claimed:
             raise BadInput(f"{label}: not {_article(claimed)} (it is {what})")
@@ -115,6 +120,8 @@ def _read_file(path: Path, label: str) -> bytes:
         raise
     except OSError as exc:
         raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        raise BadInput(f"{label}: cannot read: {exc}") from None
     if not data:
         raise BadInput(f"{label}: empty file (0 bytes)")
     if len(data) > MAX_BOOK_FILE_BYTES:

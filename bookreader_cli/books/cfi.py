@@ -94,21 +94,15 @@ def section_locations(nodes: list[TextNode], base: str, chars: int) -> list[str]
     return locations
 
 
-def section_location_count(nodes: list[TextNode], chars: int) -> int:
-    """How many locations section_locations would make, without building the strings."""
+def section_location_count(lengths: list[int], chars: int) -> int:
+    """How many locations section_locations makes from the non-blank node lengths, without strings."""
     count = 0
     counter = 0
-    seen = False
-    for node in nodes:
-        if node.blank:
-            continue
-        seen = True
-        length = node.length
-        pos = 0
-        dist = chars - counter
-        if dist > length:
+    for length in lengths:
+        if chars - counter > length:
             counter += length
             continue
+        pos = 0
         while pos < length:
             dist = chars - counter
             if counter == 0:
@@ -120,7 +114,7 @@ def section_location_count(nodes: list[TextNode], chars: int) -> int:
                 pos += dist
                 count += 1
                 counter = 0
-    return count + (1 if seen else 0)
+    return count + (1 if lengths else 0)
 
 
 def linear_sections(dom: EpubDom):
@@ -151,30 +145,32 @@ def counted_chars(epub: EpubSource) -> int:
 def chars_for_count(epub: EpubSource, count: int = DEFAULT_COUNT) -> int:
     """Characters per location that give the location count closest to `count`.
 
-    Start from total/count (each location really spans chars+1, and every section adds one partial
-    location, so that is only a first guess), then search the whole numbers around it, counting
-    locations without building strings. Ties go to the larger `chars` (fewer locations).
+    The rule: the whole number `chars` for which epub.js's generate(chars) yields the count nearest to
+    `count` (ties: the larger `chars`). We start from total/count - 1 (a location spans chars+1
+    characters, and each section adds one partial location), then binary-search, counting locations
+    without building strings.
     """
     if not isinstance(count, int) or count < 1:
         raise BadInput(f"--count must be a positive whole number, not {count!r}")
     dom = open_epub(epub)
-    sections = [nodes for _, nodes in linear_sections(dom)]
-    total = sum(node.length for nodes in sections for node in nodes if not node.blank)
+    sections = [[n.length for n in nodes if not n.blank] for _, nodes in linear_sections(dom)]
+    total = sum(sum(lengths) for lengths in sections)
     if total == 0:
         return DEFAULT_CHARS
+    memo: dict[int, int] = {}
 
     def how_many(chars: int) -> int:
-        return sum(section_location_count(nodes, chars) for nodes in sections)
+        if chars not in memo:
+            memo[chars] = sum(section_location_count(lengths, chars) for lengths in sections)
+        return memo[chars]
 
-    # the count falls as chars grows: find the smallest chars whose count is <= target
-    low, high = 1, max(1, total)
-    guess = max(1, round(total / count))
-    low, high = max(1, guess // 2), min(total, guess * 2 + 2)
-    if how_many(low) <= count:
-        low = 1
-    if how_many(high) > count:
-        high = total
-    while low < high:
+    guess = max(1, round(total / count) - 1)
+    low, high = max(1, (guess * 4) // 5), max(2, (guess * 5) // 4 + 1)
+    while low > 1 and how_many(low) <= count:  # the count falls as chars grows: bracket the target
+        low = max(1, low // 2)
+    while how_many(high) > count and high < total:
+        high = min(total, high * 2)
+    while low < high:  # smallest chars whose count is <= target
         mid = (low + high) // 2
         if how_many(mid) <= count:
             high = mid
@@ -184,6 +180,13 @@ def chars_for_count(epub: EpubSource, count: int = DEFAULT_COUNT) -> int:
     if best > 1 and abs(how_many(best - 1) - count) < abs(how_many(best) - count):
         best -= 1
     return best
+
+
+def locations_for_count(epub: EpubSource, count: int = DEFAULT_COUNT) -> tuple[int, list[str]]:
+    """`--count N`: (the chars chosen by chars_for_count, the locations generate(chars) gives)."""
+    dom = open_epub(epub)
+    chars = chars_for_count(dom, count)
+    return chars, generate_locations(dom, chars)
 
 
 # --- reading CFI strings (EpubCFI.parse) ------------------------------------------------------------------
@@ -470,6 +473,7 @@ __all__ = [
     "compare_cfi",
     "counted_chars",
     "generate_locations",
+    "locations_for_count",
     "parse_cfi",
     "percentage_from_cfi",
     "range_cfi",

@@ -50,7 +50,11 @@ HEADING_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 
 
 def _local(el) -> str:
-    return etree.QName(el).localname.lower() if isinstance(el.tag, str) else ""
+    """Lower-case tag name without namespace ("" for comments and processing instructions)."""
+    tag = el.tag
+    if not isinstance(tag, str):
+        return ""
+    return tag[tag.rfind("}") + 1 :].lower()
 
 
 def _clean(text: str) -> str:

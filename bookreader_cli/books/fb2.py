@@ -33,7 +33,9 @@ _BLOCKS_IN_SECTION = {"p", "poem", "cite", "subtitle", "table", "empty-line"}
 
 
 def _local(el) -> str:
-    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+    """Tag name without namespace ("" for comments and processing instructions)."""
+    tag = el.tag
+    return tag[tag.rfind("}") + 1 :] if isinstance(tag, str) else ""
 
 
 def _children(el, name: str | None = None):

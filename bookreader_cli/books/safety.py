@@ -92,6 +92,7 @@ class SafeZip:
     label: str
     members: dict[str, zipfile.ZipInfo] = field(default_factory=dict)  # normalised name -> entry
     ignored: list[str] = field(default_factory=list)  # unsafe names left out
+    _cache: dict[str, bytes] = field(default_factory=dict, repr=False)  # each member is inflated once
 
     def names(self) -> list[str]:
         return list(self.members)
@@ -112,6 +113,8 @@ class SafeZip:
         stored = self.find(name)
         if stored is None:
             raise KeyError(name)
+        if stored in self._cache:
+            return self._cache[stored]
         info = self.members[stored]
         try:
             with self.zf.open(info) as fh:
@@ -123,6 +126,7 @@ class SafeZip:
             raise BadInput(f"{self.label}: damaged zip member {stored!r}: {_first_line(exc)}") from None
         if len(data) > MAX_ZIP_MEMBER_UNCOMPRESSED:
             raise BadInput(f"{self.label}: refused: zip member {stored!r} inflates beyond its declared size")
+        self._cache[stored] = data
         return data
 
 

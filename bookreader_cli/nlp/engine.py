@@ -77,8 +77,9 @@ def _requested(processors, settings) -> list[str]:
 
 def plan(mode: str, processors=None, settings=None, lang: str = "ru") -> Plan:
     """Which processors will run: requested ones that are available for `lang` (cheap checks only)."""
-    from bookreader_cli.nlp.processors import REGISTRY, check
+    from bookreader_cli.nlp.processors import check, names as registered
 
+    REGISTRY = registered()
     if mode not in MODES:
         raise BadInput(f"unknown mode {mode!r} (choose from: {', '.join(MODES)})")
     names = _requested(processors, settings)
@@ -260,10 +261,10 @@ def failed_result(text, paragraphs, lang, mode, plan_: Plan, failures: dict) -> 
 
 def models_report(settings=None, load: bool = False, lang: str = "ru") -> list[dict]:
     """One row per registered processor: availability, reason or model source, load seconds if loaded."""
-    from bookreader_cli.nlp.processors import REGISTRY, check
+    from bookreader_cli.nlp.processors import check, names
 
     rows = []
-    for name in REGISTRY:
+    for name in names():
         ok, reason, _ = check(name, settings)
         row = {"name": name, "available": ok, "reason": "" if ok else reason, "source": reason if ok else "",
                "load_seconds": None}

@@ -106,8 +106,9 @@ def run_book(chapters: Iterable, lang: str = "ru", mode: str = "ensemble", proce
              pool: NlpPool | None = None) -> Iterator[tuple[int, object]]:
     """Analyse chapters in worker processes; yield (chapter_index, AnalysisResult) as each finishes.
 
-    Chapters finish out of order. A processor that fails on a chapter is dropped for the rest of the
-    book (recorded in every later result's `processor_failures`); the others go on.
+    Results come in submission order, a few chapters in flight at once. A processor that fails on a chapter
+    is not started on later chapters (chapters already in flight keep its votes) and its failure is carried
+    in every later result's `processor_failures`; the others go on.
     """
     from bookreader_cli.nlp import engine
 
@@ -145,7 +146,6 @@ def run_book(chapters: Iterable, lang: str = "ru", mode: str = "ensemble", proce
             result = job.collect()
         result.processor_failures = {**failures, **result.processor_failures}
         failures.update(result.processor_failures)
-        result.processors_used = [p for p in result.processors_used if p not in failures]
         return result
 
     try:

@@ -43,8 +43,8 @@ class TrainSize:
 
 
 SIZES = {
-    "smoke": TrainSize("smoke", 60_000, 8_000, 4_000, 32, 300, 300, 300, 2, 300, 64),
-    "small": TrainSize("small", 600_000, 40_000, 20_000, 50, 2_000, 2_500, 2_500, 8, 2_000, 128),
+    "smoke": TrainSize("smoke", 40_000, 6_000, 4_000, 32, 150, 150, 150, 1, 150, 64),
+    "small": TrainSize("small", 300_000, 20_000, 15_000, 48, 600, 1_500, 1_500, 3, 1_000, 96),
 }
 
 
@@ -129,12 +129,12 @@ def _train_all(work: Path, lang_dir: Path, lang: str, size: TrainSize, only: tup
             "--eval_interval", str(max(size.tagger_steps // 4, 50)), "--fix_eval_interval",
             "--hidden_dim", str(h), "--char_hidden_dim", str(h), "--deep_biaff_hidden_dim", str(h),
             "--composite_deep_biaff_hidden_dim", str(h // 2), "--word_emb_dim", "32", "--char_emb_dim", "32",
-            "--tag_emb_dim", "16", "--transformed_dim", "64", "--batch_size", "500", "--no_second_optim"])
+            "--tag_emb_dim", "16", "--transformed_dim", "64", "--batch_size", "32", "--no_second_optim"])
     if "lemma" in only:
-        seconds["lemma"] = _run(lemmatizer.main, ["--lang", lang, "--shorthand", short, "--cpu", "--seed", "1234"]
+        seconds["lemma"] = _run(lemmatizer.main, ["--shorthand", short, "--cpu", "--seed", "1234"]
                                 + out("lemma") + [
             "--train_file", train, "--eval_file", dev, "--output_file", str(work / "dev.lemma.conllu"),
-            "--num_epoch", str(size.lemma_epochs), "--hidden_dim", str(h), "--emb_dim", "32", "--pos_dim", "16",
+            "--num_epoch", str(size.lemma_epochs), "--hidden_dim", str(h), "--emb_dim", "32", "--pos_dim", "32",
             "--batch_size", "100"])
     if "depparse" in only:
         seconds["depparse"] = _run(parser.main, common + out("depparse") + [
@@ -186,6 +186,8 @@ def train_stanza_models(out_dir: Path | str, lang: str = "ru", texts: list[str] 
     out_dir = Path(out_dir)
     lang_dir = out_dir / lang
     work = Path(tempfile.mkdtemp(prefix="stanza-train-"))
+    if keep_work:
+        print(f"training files in {work}")
     logging.getLogger("stanza").setLevel(logging.WARNING)
     try:
         t0 = time.perf_counter()

@@ -53,10 +53,16 @@ async function main() {
     out.percentage_from_cfi = (request.percentages.cfis || []).map((c) => book.locations.percentageFromCfi(c));
     out.cfi_from_percentage = (request.percentages.values || []).map((p) => book.locations.cfiFromPercentage(p));
   }
-  process.stdout.write(JSON.stringify(out));
+  return out;
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => { process.stdout.write(JSON.stringify({ error: String(e && (e.stack || e.message) || e) })); process.exit(0); }
-);
+// Exit only once stdout has drained: a piped stdout is asynchronous and process.exit() would cut it off.
+function finish(obj) {
+  process.stdout.write(JSON.stringify(obj), () => process.exit(0));
+}
+
+// epub.js sometimes throws from a timer callback rather than rejecting its promise: report that too.
+const failed = (e) => finish({ error: String((e && (e.stack || e.message)) || e) });
+process.on("uncaughtException", failed);
+
+main().then(finish, failed);

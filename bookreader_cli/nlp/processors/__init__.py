@@ -7,6 +7,7 @@ nlp.base.Processor: availability() is cheap, load() once per process, score() on
 from __future__ import annotations
 
 import importlib
+import os
 
 REGISTRY: dict[str, str] = {
     "spacy": "bookreader_cli.nlp.processors.spacy:SpacyProcessor",
@@ -14,19 +15,34 @@ REGISTRY: dict[str, str] = {
     "stanza": "bookreader_cli.nlp.processors.stanza:StanzaProcessor",
 }
 
+# Extra processors from the environment: BOOKREADER_EXTRA_PROCESSORS="name=module:Class,…" (a plug-in
+# hook; the environment reaches spawned worker processes too, which a changed dict would not).
+EXTRA_ENV = "BOOKREADER_EXTRA_PROCESSORS"
+
+
+def _registry() -> dict[str, str]:
+    extra = {}
+    for item in os.environ.get(EXTRA_ENV, "").split(","):
+        name, _, target = item.partition("=")
+        if name.strip() and ":" in target:
+            extra[name.strip()] = target.strip()
+    return {**REGISTRY, **extra}
+
+
 # Cheapest first: the order adaptive mode and listings use.
 DEFAULT_ORDER = ("spacy", "natasha", "stanza")
 
 
 def names() -> list[str]:
-    return list(REGISTRY)
+    return list(_registry())
 
 
 def processor_class(name: str):
     """The class registered under `name`; ImportError if its module cannot be imported."""
-    if name not in REGISTRY:
-        raise KeyError(f"unknown processor {name!r} (known: {', '.join(REGISTRY)})")
-    module_name, _, class_name = REGISTRY[name].partition(":")
+    registry = _registry()
+    if name not in registry:
+        raise KeyError(f"unknown processor {name!r} (known: {', '.join(registry)})")
+    module_name, _, class_name = registry[name].partition(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 

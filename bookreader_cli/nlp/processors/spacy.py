@@ -56,6 +56,9 @@ _PATTERN_WORDS = {
 }
 
 
+_EN_PREPOSITIONS = {"in", "on", "at", "with", "by", "of", "from", "under", "over", "into", "through", "behind"}
+
+
 def _installed(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -95,6 +98,7 @@ class SpacyProcessor:
                 nlp.add_pipe("bookreader_pymorphy_pos")
                 nlp.add_pipe("lemmatizer", config={"mode": "pymorphy3"})
                 nlp.initialize()
+                _memoise_lemmatizer(nlp.get_pipe("lemmatizer"))
             else:
                 nlp.add_pipe("bookreader_crude_lemmas")
         self._nlp[lang] = nlp
@@ -162,6 +166,21 @@ class SpacyProcessor:
         return Vote(sentence.index, round(score, 4), yes, kind, evidence)
 
 
+def _memoise_lemmatizer(lemmatizer) -> None:
+    """spaCy caches lemmas only in rule mode; pymorphy3 mode re-analyses every token. Cache by form+tags."""
+    original = lemmatizer.lemmatize
+    cache: dict = {}
+
+    def lemmatize(token):
+        key = (token.orth, token.pos, token.morph.key)
+        lemmas = cache.get(key)
+        if lemmas is None:
+            lemmas = cache[key] = original(token)
+        return lemmas
+
+    lemmatizer.lemmatize = lemmatize
+
+
 def _setting(settings, key: str, default):
     if settings is None:
         return default
@@ -216,8 +235,22 @@ def _register_components() -> None:
 
     @Language.component("bookreader_crude_lemmas")
     def crude_lemmas(doc):
+        """English without a trained pipeline: suffix lemmas, and POS only where the lexicon knows."""
+        lexicon = load_lexicon("en")
         for token in doc:
-            token.lemma_ = crude_english_lemma(token.lower_)
+            lemma = crude_english_lemma(token.lower_)
+            token.lemma_ = lemma
+            cats = lexicon.categories(lemma) or lexicon.categories(token.lower_)
+            if token.is_punct:
+                token.pos_ = "PUNCT"
+            elif token.lower_ in _EN_PREPOSITIONS:
+                token.pos_ = "ADP"
+            elif token.lower_ in ("and", "or"):
+                token.pos_ = "CCONJ"
+            elif cats & {"appearance", "colour", "materials"}:
+                token.pos_ = "ADJ"
+            else:
+                token.pos_ = "X"
         return doc
 
 

@@ -1,0 +1,112 @@
+"""Vote arithmetic, merging, exclusions, priority and the consensus rate (no models needed)."""
+
+from bookreader_cli.nlp.base import Vote
+from bookreader_cli.nlp.ensemble import EnsembleConfig, config_from, consensus_rate, decide, merge
+from bookreader_cli.nlp.segment import segment
+from bookreader_cli.nlp.tree import is_tree, repair_tree
+
+TEXT = ("Над рекой стоял густой белый туман. Берег был пуст и тих. Он ушёл.\n"
+        "— Какой туман! — сказал он.\n"
+        "Вдали темнел лес, и тёмные ели стояли стеной.")
+
+
+def _votes(sentences, yes_by_proc: dict[str, set[int]], kind="location"):
+    return {p: {s.index: Vote(s.index, 0.9 if s.index in yes else 0.1, s.index in yes, kind if s.index in yes else None,
+                              {"features": {"visual_hits": 2}})
+                for s in sentences}
+            for p, yes in yes_by_proc.items()}
+
+
+def test_one_processor_alone_fails_with_three_running():
+    sentences = segment(TEXT)
+    cfg = EnsembleConfig()  # spacy 1.0, natasha 1.2, stanza 0.8; threshold 0.6
+    for lone in ("spacy", "natasha", "stanza"):
+        yes = {p: ({0} if p == lone else set()) for p in ("spacy", "natasha", "stanza")}
+        d = decide(sentences, _votes(sentences, yes), cfg)[0]
+        assert not d.passed, lone
+        assert d.share < 0.6
+    # any two of three reach the threshold (spacy+stanza = 1.8/3.0 exactly 0.6)
+    for pair in (("spacy", "natasha"), ("spacy", "stanza"), ("natasha", "stanza")):
+        yes = {p: ({0} if p in pair else set()) for p in ("spacy", "natasha", "stanza")}
+        assert decide(sentences, _votes(sentences, yes), cfg)[0].passed, pair
+
+
+def test_weights_and_threshold_come_from_settings():
+    cfg = config_from({"weights": {"spacy": 3.0}, "threshold": 0.5})
+    assert cfg.weights == {"spacy": 3.0, "natasha": 1.2, "stanza": 0.8} and cfg.threshold == 0.5
+    sentences = segment(TEXT)
+    yes = {"spacy": {0}, "natasha": set(), "stanza": set()}
+    assert decide(sentences, _votes(sentences, yes), cfg)[0].passed  # 3.0 / 5.0 ≥ 0.5
+
+
+def test_processor_that_did_not_run_does_not_count():
+    sentences = segment(TEXT)
+    votes = _votes(sentences, {"spacy": {0}, "natasha": {0}})
+    votes["stanza"] = {}  # ran on nothing (e.g. adaptive mode skipped the sentence)
+    d = decide(sentences, votes, EnsembleConfig())[0]
+    assert d.passed and d.share == 1.0 and d.ran == ["spacy", "natasha"]
+
+
+def test_union_mode_passes_any_yes():
+    sentences = segment(TEXT)
+    yes = {"spacy": {0}, "natasha": set(), "stanza": set()}
+    assert decide(sentences, _votes(sentences, yes), EnsembleConfig(union=True))[0].passed
+
+
+def test_merge_adjacent_sentences_of_a_paragraph_with_exact_offsets():
+    sentences = segment(TEXT)
+    everything = {s.index for s in sentences}
+    votes = _votes(sentences, {"spacy": everything, "natasha": everything})
+    cfg = EnsembleConfig()
+    decisions = decide(sentences, votes, cfg)
+    descriptions = merge(TEXT, sentences, decisions, cfg)
+    for d in descriptions:
+        assert TEXT[d.start:d.end] == d.text
+        assert len(d.text) <= cfg.max_chars
+        assert d.processors == ["natasha", "spacy"] and d.consensus == 1.0 and d.unanimous
+        assert 0 <= d.priority <= 100
+    texts = [d.text for d in descriptions]
+    # first paragraph: two sentences merge; "Он ушёл." is a fragment at the edge and stays out
+    assert texts[0] == "Над рекой стоял густой белый туман. Берег был пуст и тих."
+    # the dialogue paragraph never yields a description; the last paragraph is its own description
+    assert texts[1] == "Вдали темнел лес, и тёмные ели стояли стеной."
+    assert len(descriptions) == 2
+    assert not any("сказал" in t for t in texts)
+
+
+def test_merge_respects_the_length_bound_and_cuts_overlong_sentences():
+    long_text = "Туман лежал над рекою, " * 80 + "и всё было серо."
+    sentences = segment(long_text)
+    votes = _votes(sentences, {"spacy": {0}, "natasha": {0}})
+    cfg = EnsembleConfig(max_chars=300)
+    descriptions = merge(long_text, sentences, decide(sentences, votes, cfg), cfg)
+    assert len(descriptions) == 1
+    d = descriptions[0]
+    assert len(d.text) <= 300 and long_text[d.start:d.end] == d.text
+
+
+def test_consensus_rate_is_share_of_passing_sentences_with_all_yes():
+    sentences = segment(TEXT)
+    cfg = EnsembleConfig()
+    votes = _votes(sentences, {"spacy": {0, 1}, "natasha": {0, 1}, "stanza": {0}})
+    decisions = decide(sentences, votes, cfg)
+    assert [d.passed for d in decisions[:2]] == [True, True]
+    assert consensus_rate(decisions) == 0.5  # sentence 0 unanimous, sentence 1 not
+    assert consensus_rate(decide(sentences, _votes(sentences, {"spacy": set()}), cfg)) == 0.0
+
+
+def test_higher_agreement_and_confidence_rank_higher():
+    sentences = segment(TEXT)
+    cfg = EnsembleConfig()
+    last = sentences[-1].index
+    votes = _votes(sentences, {"spacy": {0, last}, "natasha": {0, last}, "stanza": {last}})
+    descriptions = merge(TEXT, sentences, decide(sentences, votes, cfg), cfg)
+    by_start = sorted(descriptions, key=lambda d: d.start)
+    assert by_start[1].priority > by_start[0].priority
+
+
+def test_repair_tree_makes_trees():
+    for heads in ([1, 2, 0], [-1, -1, 1], [1, 0, 5, -1], [2, 2, -1], [0, 0, 0], [7, -1, 1]):
+        fixed = repair_tree(heads)
+        assert is_tree(fixed), (heads, fixed)
+    assert repair_tree([1, -1, 1]) == [1, -1, 1]  # a valid tree stays as it was
