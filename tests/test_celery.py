@@ -241,14 +241,17 @@ class Workers:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
 
+    def stop(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # warm shutdown
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill(proc)
+
     def stop_all(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    self.kill(proc)
+            self.stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -339,8 +342,11 @@ def test_whole_worker_killed_task_goes_to_another_worker(workers, tmp_path):
     result = app.send_task("bookreader.test.die_first", args=[str(markers)], queue="images")
     _wait_for(lambda: (markers / "1.pid").exists(), "delivery 1")
     workers.kill(doomed)  # the whole machine's worker is gone, message unacknowledged
-    workers.start("rescuer", "images", pool="solo", **short)
-    got = result.get(timeout=120)
+    rescuer = workers.start("rescuer", "images", pool="solo", **short)
+    try:
+        got = result.get(timeout=120)
+    finally:  # its 3 s visibility timeout would also "rescue" the main worker's longer tasks
+        workers.stop(rescuer)
     assert got["delivery"] == 2 and got["pid"] != int((markers / "1.pid").read_text())
 
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bookreader_cli.books.cfi_dom import EpubDom, TextNode, utf16_len
+from bookreader_cli.books.cfi_dom import EpubDom, TextNode, utf16_len, utf16_to_index
 from bookreader_cli.errors import BadInput
 
 DEFAULT_CHARS = 150
@@ -452,8 +452,6 @@ def resolve_text(epub: EpubSource, cfi: str) -> str:
     start = resolve(dom, cfi)
     finish = resolve(dom, cfi, end=True)
     nodes = dom.section_dom(start.spine_index).nodes
-    from bookreader_cli.books.cfi_dom import utf16_to_index
-
     if start.node_index == finish.node_index:
         data = nodes[start.node_index].data
         return data[utf16_to_index(data, start.offset) : utf16_to_index(data, finish.offset)]

@@ -234,3 +234,20 @@ def cfi_to_chapter_offset(epub: EpubSource, chapters: list[Chapter], cfi: str) -
 def chapter_range_to_cfi(epub: EpubSource, chapters: list[Chapter], chapter: int, start: int, end: int) -> str:
     """The epub.js range CFI for chapters[chapter].text[start:end]."""
     return ChapterMap(epub, chapters).range_cfi(chapter, start, end)
+
+
+def describe_cfi(epub: EpubSource, chapters: list[Chapter], cfi: str, snippet_chars: int = 80) -> dict:
+    """`cfi resolve`: the spine item, our chapter and offset, and a snippet of our text from there."""
+    mapping = ChapterMap(epub, chapters)
+    position = resolve(mapping.dom, cfi)
+    chapter, offset = mapping.chapter_offset(cfi)
+    text = chapters[chapter].text
+    return {
+        "cfi": cfi,
+        "spine_index": position.spine_index,
+        "href": position.href,
+        "chapter_index": chapter,
+        "chapter_title": chapters[chapter].title,
+        "offset": offset,
+        "snippet": text[offset : offset + snippet_chars],
+    }

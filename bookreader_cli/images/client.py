@@ -242,6 +242,7 @@ class ImageClient:
         """Get one image, retrying transient failures until max_retries or the total deadline; raise ImageFetchError."""
         o = self.options
         url = build_url(o, request)
+        shown = _short(url)  # what logs show: readable, bounded
         started = self._clock()
         deadline = started + o.total_timeout
         waits: list[float] = []
@@ -255,15 +256,15 @@ class ImageClient:
                 with self._slots:
                     data, ctype = self._attempt(url, deadline)
                 info = self._check_image(data, ctype)
-                log.info("image ok: %s (%d bytes, %dx%d, attempt %d)", url, info.size_bytes, info.width, info.height, attempt)
+                log.info("image ok: %s (%d bytes, %dx%d, attempt %d)", shown, info.size_bytes, info.width, info.height, attempt)
                 return FetchResult(data, info, ctype, url, attempt, self._clock() - started, waits)
             except _Attempt as failure:
                 message = self.redact(str(failure))
                 if not failure.retryable:
-                    log.warning("image failed (not retried): %s: %s", url, message)
+                    log.warning("image failed (not retried): %s: %s", shown, message)
                     raise ImageFetchError(message, failure.status, attempt, retryable=False) from None
                 if attempt > o.max_retries:
-                    log.warning("image failed after %d attempts: %s: %s", attempt, url, message)
+                    log.warning("image failed after %d attempts: %s: %s", attempt, shown, message)
                     raise ImageFetchError(f"{message} (gave up after {attempt} attempts)", failure.status, attempt, True) from None
                 delay = self.backoff(attempt)
                 if failure.retry_after is not None:
@@ -278,7 +279,7 @@ class ImageClient:
                         f"{message}; a {delay:.2f}s wait would pass the {o.total_timeout:g}s deadline (after {attempt} attempts)",
                         failure.status, attempt, True,
                     ) from None
-                log.info("image retry %d/%d in %.2fs: %s: %s", attempt, o.max_retries, delay, url, message)
+                log.info("image retry %d/%d in %.2fs: %s: %s", attempt, o.max_retries, delay, shown, message)
                 waits.append(delay)
                 self._sleep(delay)
 
@@ -324,6 +325,14 @@ class ImageClient:
             return validate_image(data, content_type, self.options.min_px, self.options.max_px)
         except InvalidImage as exc:
             raise _Attempt(f"HTTP 200 but not an image: {exc}", retryable=False, status=200) from None
+
+
+def _short(url: str, limit: int = 120) -> str:
+    """A URL as a person reads it in a log line: percent-decoding undone, cut to `limit` characters."""
+    from urllib.parse import unquote
+
+    text = unquote(url)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _kind(exc: httpx.TimeoutException) -> str:

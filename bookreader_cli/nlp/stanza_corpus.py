@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bookreader_cli.nlp.compat import route_pymorphy2_to_pymorphy3
+from bookreader_cli.nlp.tree import repair_tree
 
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
@@ -40,24 +42,6 @@ class AnnotatedSentence:
 class AnnotatedParagraph:
     text: str
     sentences: list[AnnotatedSentence] = field(default_factory=list)
-
-
-def route_pymorphy2_to_pymorphy3() -> None:
-    """natasha.MorphVocab imports pymorphy2, which needs the removed pkg_resources; pymorphy3 is its
-    maintained fork with the same API. Prefer the shared helper in nlp/ when the other module has it."""
-    try:
-        from bookreader_cli.nlp import morph  # type: ignore[attr-defined]
-
-        fix = getattr(morph, "route_pymorphy2", None)
-        if fix is not None:
-            fix()
-            return
-    except ImportError:
-        pass
-    if "pymorphy2" not in sys.modules or sys.modules["pymorphy2"].__name__ != "pymorphy3":
-        import pymorphy3
-
-        sys.modules["pymorphy2"] = pymorphy3
 
 
 # ---------------------------------------------------------------- source text
@@ -150,42 +134,20 @@ def sample_paragraphs(per_file: list[list[str]], max_chars: int) -> list[str]:
 
 # ---------------------------------------------------------------- annotation
 
-def repair_tree(heads: list[int], deprels: list[str]) -> tuple[list[int], list[str]]:
-    """Make slovnet's arcs a tree: exactly one root, no cycles, no dangling heads.
-
-    Extra roots and nodes on a cycle are re-attached to the chosen root; labels stay consistent
-    ("root" only on the root)."""
-    n = len(heads)
-    heads = [h if 0 <= h <= n and h != i + 1 else 0 for i, h in enumerate(heads)]
-    roots = [i for i, h in enumerate(heads) if h == 0]
-    if roots:
-        labelled = [i for i in roots if deprels[i] == "root"]
-        root = (labelled or roots)[0]
-    else:
-        root = next((i for i, d in enumerate(deprels) if d == "root"), 0)
-        heads[root] = 0
-    deprels = list(deprels)
-    for i in range(n):
-        if i != root and heads[i] == 0:
-            heads[i] = root + 1
-            if deprels[i] == "root":
-                deprels[i] = "parataxis"
-    # break cycles: walk up from every node; a walk that revisits a node is on a cycle
-    for start in range(n):
-        seen: set[int] = set()
-        node = start
-        while node != root and node not in seen:
-            seen.add(node)
-            node = heads[node] - 1
-        if node != root:  # cycle found at `node`
-            heads[node] = root + 1
-            if deprels[node] == "root":
-                deprels[node] = "parataxis"
-    deprels[root] = "root"
-    for i in range(n):
-        if i != root and deprels[i] == "root":
-            deprels[i] = "dep"
-    return heads, deprels
+def tree_with_labels(heads: list[int], deprels: list[str]) -> tuple[list[int], list[str]]:
+    """slovnet's 1-based heads (0 = root) made a tree by nlp.tree.repair_tree, labels kept consistent:
+    "root" on the root only; a re-attached former root becomes "parataxis"."""
+    fixed = repair_tree([h - 1 for h in heads])
+    out_heads = [h + 1 for h in fixed]
+    rels = []
+    for i, (h, rel) in enumerate(zip(out_heads, deprels)):
+        if h == 0:
+            rels.append("root")
+        elif rel == "root":
+            rels.append("parataxis" if heads[i] == 0 else "dep")
+        else:
+            rels.append(rel or "dep")
+    return out_heads, rels
 
 
 def annotate(paragraphs: list[str]) -> list[AnnotatedParagraph]:
@@ -216,7 +178,7 @@ def annotate(paragraphs: list[str]) -> list[AnnotatedParagraph]:
                 break
             ids = {t.id: k + 1 for k, t in enumerate(toks)}
             heads = [ids.get(t.head_id, 0) for t in toks]
-            heads, rels = repair_tree(heads, [t.rel or "dep" for t in toks])
+            heads, rels = tree_with_labels(heads, [t.rel or "dep" for t in toks])
             tokens = []
             for t, h, r in zip(toks, heads, rels):
                 t.lemmatize(vocab)

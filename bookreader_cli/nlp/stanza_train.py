@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from bookreader_cli.nlp.compat import single_thread_math
 
 PACKAGE = "bookreader"  # file stem of every model we train
 PROCESSORS = ("tokenize", "pos", "lemma", "depparse", "ner")
@@ -46,12 +47,6 @@ SIZES = {
     "smoke": TrainSize("smoke", 40_000, 6_000, 4_000, 32, 150, 150, 150, 1, 150, 64),
     "small": TrainSize("small", 300_000, 20_000, 15_000, 48, 600, 1_500, 1_500, 3, 1_000, 96),
 }
-
-
-def limit_threads() -> None:
-    """One thread per process (the machine is shared); must run before numpy/torch load."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
 
 
 def default_sources(repo_root: Path | None = None) -> list[Path]:
@@ -120,8 +115,8 @@ def _train_all(work: Path, lang_dir: Path, lang: str, size: TrainSize, only: tup
             "--txt_file", str(work / "train.txt"), "--label_file", str(work / "train.labels"),
             "--dev_txt_file", str(work / "dev.txt"), "--dev_label_file", str(work / "dev.labels"),
             "--dev_conll_gold", dev, "--conll_file", str(work / "dev.tokenized.conllu"),
-            "--mwt_json_file", str(work / "mwt.json"), "--no_use_mwt", "--steps", str(size.tokenize_steps), "--eval_steps", str(max(size.tokenize_steps // 3, 50)),
-            "--max_seqlen", "200", "--batch_size", "32"])
+            "--mwt_json_file", str(work / "mwt.json"), "--no_use_mwt", "--steps", str(size.tokenize_steps), "--eval_steps", str(max(size.tokenize_steps // 2, 50)),
+            "--max_seqlen", "100", "--batch_size", "32"])
     if "pos" in only:
         seconds["pos"] = _run(tagger.main, common + out("pos") + [
             "--train_file", train, "--eval_file", dev, "--output_file", str(work / "dev.pos.conllu"),
@@ -143,7 +138,7 @@ def _train_all(work: Path, lang_dir: Path, lang: str, size: TrainSize, only: tup
             "--eval_interval", str(max(size.parser_steps // 4, 50)), "--no_checkpoint",
             "--hidden_dim", str(h), "--char_hidden_dim", str(h), "--deep_biaff_hidden_dim", str(h),
             "--deep_biaff_output_dim", str(h // 2), "--word_emb_dim", "32", "--char_emb_dim", "32",
-            "--tag_emb_dim", "16", "--transformed_dim", "64", "--num_layers", "2", "--batch_size", "2000",
+            "--tag_emb_dim", "16", "--transformed_dim", "64", "--num_layers", "2", "--batch_size", "600",
             "--no_second_optim"])
     if "ner" in only:
         seconds["ner"] = _run(ner_tagger.main, ["--shorthand", short, "--cpu", "--seed", "1234"] + out("ner") + [
@@ -152,6 +147,24 @@ def _train_all(work: Path, lang_dir: Path, lang: str, size: TrainSize, only: tup
             "--eval_interval", str(max(size.ner_steps // 4, 50)), "--hidden_dim", str(h),
             "--char_hidden_dim", str(h // 2), "--word_emb_dim", "32", "--char_emb_dim", "32", "--batch_size", "32"])
     return seconds
+
+
+def compact_checkpoint(path: Path) -> int:
+    """Store a trained model's weights as float16 and drop training-only state: half the bytes.
+
+    Every Stanza loader copies the weights into float32 parameters with load_state_dict, so the model
+    computes in float32 as before; only the stored precision changes. Returns the new size."""
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("optimizer", "scheduler"):
+        checkpoint.pop(key, None)
+    model = checkpoint.get("model")
+    if isinstance(model, dict):
+        checkpoint["model"] = {k: (v.half() if torch.is_tensor(v) and v.is_floating_point() else v)
+                               for k, v in model.items()}
+    torch.save(checkpoint, path)
+    return path.stat().st_size
 
 
 # ---------------------------------------------------------------- public API
@@ -163,7 +176,7 @@ def train_stanza_models(out_dir: Path | str, lang: str = "ru", texts: list[str] 
 
     `texts` are paragraphs to learn from; without them, paragraphs are sampled from `sources`
     (files or directories of .txt/.fb2/.epub; default: the repo's sample books and ../shared/corpus)."""
-    limit_threads()
+    single_thread_math()
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
     if lang != "ru":
@@ -204,6 +217,8 @@ def train_stanza_models(out_dir: Path | str, lang: str = "ru", texts: list[str] 
         vocab_size = build_pretrain(words, lang_dir / "pretrain" / f"{PACKAGE}.pt", spec.pretrain_words, spec.pretrain_dim)
         seconds = {"annotate": annotate_seconds, "pretrain": round(time.perf_counter() - t0, 1)}
         seconds.update(_train_all(work, lang_dir, lang, spec, processors))
+        for proc in processors:
+            compact_checkpoint(lang_dir / proc / f"{PACKAGE}.pt")
         resources = out_dir / "resources.json"
         if not resources.exists():
             resources.write_text(json.dumps({lang: {"lang_name": "Russian"}}), encoding="utf-8")

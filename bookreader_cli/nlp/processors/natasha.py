@@ -7,7 +7,8 @@ speech count against.
 
 Speed: slovnet is the cost, so a sentence goes through it only when one of its words *could* be a visual
 lemma (a cached pymorphy3 look-up over all parses); the others cannot score yes and get a "no" vote with
-`evidence["skipped"]`. The remaining sentences go to slovnet in large batches.
+`evidence["skipped"]`. The remaining sentences go to slovnet in large batches; NER runs only on those
+with a capitalised word after the first, or a first word that may be a name (where a name can be).
 """
 
 from __future__ import annotations
@@ -99,9 +100,12 @@ class NatashaProcessor:
             chunk = [tokens[i] for i in todo]
             morphs = list(self.models["morph"].map(chunk))
             parses = list(self.models["syntax"].map(chunk))
-            ners = list(self.models["ner"].map([sentences[i].text for i in todo]))
+            # NER only where a name can be: a capitalised word after the first one
+            named = [i for i in todo if any(w[:1].isupper() for w in tokens[i][1:]) or self._may_be_name(tokens[i][:1])]
+            found = dict(zip(named, self.models["ner"].map([sentences[i].text for i in named])))
+            ners = [found[i].spans if i in found else [] for i in todo]
             for i, morph, parse, ner in zip(todo, morphs, parses, ners):
-                votes[i] = self._vote(sentences[i], morph.tokens, parse.tokens, ner.spans, lexicon)
+                votes[i] = self._vote(sentences[i], morph.tokens, parse.tokens, ner, lexicon)
         return votes  # type: ignore[return-value]
 
     # -- internals ----------------------------------------------------------------------------------
@@ -116,6 +120,19 @@ class NatashaProcessor:
             if known:
                 return True
         return False
+
+    def _may_be_name(self, first: list[str]) -> bool:
+        """Could the sentence's first word be a name (pymorphy3 knows it as one, or not at all)?"""
+        if not first or not first[0][:1].isupper():
+            return False
+        key = "^" + first[0]
+        known = self._maybe_cache.get(key)
+        if known is None:
+            parses = self.models["vocab"].parse(first[0])
+            known = any({"Name", "Surn", "Patr", "Geox", "Orgn"} & set(str(p.tag).replace(" ", ",").split(","))
+                        or p.tag.POS is None or "UNKN" in p.tag for p in parses[:3])
+            self._maybe_cache[key] = known
+        return known
 
     def _lemma(self, word: str, pos: str, feats: dict) -> str:
         key = (word.lower(), pos, tuple(sorted(feats.items())))

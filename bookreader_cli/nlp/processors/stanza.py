@@ -1,0 +1,227 @@
+"""Stanza processor: its own POS, lemmas, dependency trees and NER, weighed with its own table.
+
+Models come from `settings.stanza_dir` (a standard Stanza resources dir: downloaded elsewhere, or
+trained here by `bookreader models train-stanza`). We hand Stanza our own sentences, tokenised with
+razdel, so its tokenizer never re-splits them (`tokenize_pretokenized=True`).
+
+Evidence (all from Stanza's analysis): lexicon hits on Stanza's lemmas; adjectives and participles per
+word; visual nouns that carry `amod`/`nmod` dependents; copular and verbless descriptions (`cop`, an
+adjective/adverb root: "Ночь была тёмная", "Было тихо"); LOC entities; and against: verbs of speech or
+thought heading a clause, first/second-person pronouns and imperatives (dialogue), questions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from bookreader_cli.nlp.base import Sentence, Vote
+from bookreader_cli.nlp.compat import single_thread_math
+from bookreader_cli.nlp.lexicon import SETTING_CATEGORIES, load as load_lexicon
+from bookreader_cli.nlp.scoring import base_features, linear_score, visual_type
+from bookreader_cli.nlp.stanza_models import StanzaModels, resolve_models
+
+WEIGHTS = {
+    "visual_hits": 0.5,
+    "visual_density": 2.0,
+    "categories": 0.3,
+    "speech": -0.8,
+    "quoted": -1.0,
+    "long": 0.0,
+    "short": -0.5,
+    "adj_density": 3.0,
+    "modified_nouns": 0.8,
+    "copular": 0.8,
+    "loc_entity": 0.3,
+    "speech_clause": -0.8,
+    "dialogue_person": -0.7,
+    "question": -1.0,
+    "dialogue_line": -1.5,
+}
+BIAS = -3.0
+CUTOFF = 0.5
+BATCH_SENTENCES = 256  # sentences per Pipeline call: big enough to batch, small enough for memory
+
+_MODIFIER_RELS = {"amod", "nmod", "acl", "appos"}
+_CLAUSE_RELS = {"ccomp", "parataxis", "xcomp"}
+
+
+def _setting(settings, key: str, default=None):
+    """Read a key from Settings, its .nlp part, or a plain dict."""
+    if settings is None:
+        return default
+    if isinstance(settings, dict):
+        return settings.get(key, default)
+    for holder in (settings, getattr(settings, "nlp", None)):
+        if holder is not None and hasattr(holder, key):
+            value = getattr(holder, key)
+            if value not in (None, ""):
+                return value
+    return default
+
+
+class StanzaProcessor:
+    name = "stanza"
+
+    def __init__(self, settings=None, models_dir: str | Path | None = None, lang: str = "ru"):
+        # explicit: the user named a directory (argument, config nlp.stanza_dir, or a dict key);
+        # otherwise <home>/models/stanza is only the default, and bundled models may stand in
+        nlp = getattr(settings, "nlp", None)
+        raw = models_dir or (getattr(nlp, "stanza_dir", "") if nlp is not None else _setting(settings, "stanza_dir"))
+        self.explicit = bool(raw)
+        directory = raw or _setting(settings, "stanza_dir")
+        self.models_dir = Path(directory).expanduser() if directory else None
+        self.lang = lang
+        self.pipeline = None
+        self.models: StanzaModels | None = None
+        self.load_seconds: float | None = None
+
+    # -- the Processor protocol ---------------------------------------------------------------------
+    def availability(self) -> tuple[bool, str]:
+        """Files and the package only: no torch import, no model loading."""
+        if importlib.util.find_spec("stanza") is None:
+            return False, "stanza is not installed (pip install 'bookreader[nlp]')"
+        models, why = resolve_models(self.models_dir, self.explicit, self.lang)
+        if models is None:
+            return False, why
+        return True, models.source
+
+    def load(self, lang: str | None = None) -> float:
+        if self.pipeline is not None:
+            return 0.0
+        self.lang = lang or self.lang
+        started = time.perf_counter()
+        models, why = resolve_models(self.models_dir, self.explicit, self.lang)
+        if models is None:
+            raise RuntimeError(why)
+        self.pipeline = build_pipeline(models)
+        self.models = models
+        self.load_seconds = time.perf_counter() - started
+        return self.load_seconds
+
+    def score(self, text: str, sentences: list[Sentence], lang: str = "ru") -> list[Vote]:
+        if lang != self.lang:
+            raise ValueError(f"the Stanza models loaded are for {self.lang!r}, not {lang!r}")
+        self.load()
+        from razdel import tokenize
+
+        lexicon = load_lexicon(lang)
+        tokens = [[t.text for t in tokenize(s.text) if t.text.strip()] for s in sentences]
+        votes: list[Vote | None] = [None] * len(sentences)
+        todo = [i for i, words in enumerate(tokens) if words]
+        for i in range(len(sentences)):
+            if not tokens[i]:
+                votes[i] = Vote(sentences[i].index, 0.0, False, None, {"skipped": "no tokens"})
+        for start in range(0, len(todo), BATCH_SENTENCES):
+            chunk = todo[start : start + BATCH_SENTENCES]
+            doc = self.pipeline([tokens[i] for i in chunk])
+            for i, analysed in zip(chunk, doc.sentences):
+                votes[i] = vote_for(sentences[i], analysed, lexicon)
+        return votes  # type: ignore[return-value]
+
+
+def build_pipeline(models: StanzaModels):
+    """The real stanza.Pipeline over explicit model files, offline, on our own tokens."""
+    single_thread_math()
+    import stanza
+
+    kwargs = models.pipeline_kwargs()
+    processors = kwargs.pop("processors")
+    processors.setdefault("tokenize", processors.get("tokenize", "default"))
+    extra = {}
+    if models.resources_json is None:
+        # a bare directory of .pt files: give Stanza a minimal resources file of our own, never
+        # writing into the user's directory
+        minimal = Path(tempfile.gettempdir()) / f"bookreader-stanza-resources-{models.lang}.json"
+        minimal.write_text(json.dumps({models.lang: {"lang_name": models.lang}}), encoding="utf-8")
+        extra["resources_filepath"] = str(minimal)
+    return stanza.Pipeline(
+        models.lang,
+        dir=str(models.root),
+        processors=processors,
+        package=None,  # every processor's package is named in `processors`
+        download_method=None,
+        tokenize_pretokenized=True,
+        use_gpu=False,
+        logging_level="WARN",
+        **extra,
+        **kwargs,
+    )
+
+
+def vote_for(sentence: Sentence, analysed, lexicon) -> Vote:
+    """One vote from one Stanza-analysed sentence (words with upos, feats, lemma, head, deprel; ents)."""
+    words = analysed.words
+    texts = [w.text for w in words]
+    upos = [w.upos or "X" for w in words]
+    lemmas = [(w.lemma or w.text).lower() for w in words]
+    feats = [_feats(w.feats) for w in words]
+    heads = [(w.head or 0) - 1 for w in words]  # -1 = root
+    rels = [(w.deprel or "dep").split(":")[0] for w in words]
+    cats = [lexicon.categories(lemma) for lemma in lemmas]
+    children: dict[int, list[int]] = {}
+    for i, h in enumerate(heads):
+        children.setdefault(h, []).append(i)
+
+    hits: Counter = Counter()
+    type_hits: Counter = Counter()
+    for i, c in enumerate(cats):
+        for category in c:
+            hits[category] += 1
+            after_preposition = i > 0 and upos[i - 1] == "ADP"
+            type_hits[category] += 0.5 if (after_preposition and category in SETTING_CATEGORIES) else 1.0
+
+    n_words = sum(1 for t in texts if t.isalpha()) or 1
+    modifiers = sum(1 for u, f in zip(upos, feats) if u == "ADJ" or (u == "VERB" and f.get("VerbForm") == "Part"))
+    modified = []
+    for i, c in enumerate(cats):
+        if upos[i] in ("NOUN", "PROPN") and "speech" not in c:
+            mods = [j for j in children.get(i, []) if rels[j] in _MODIFIER_RELS and upos[j] in ("ADJ", "VERB", "NOUN")]
+            if mods and (c or any(upos[j] == "ADJ" for j in mods)):
+                modified.append(" ".join(texts[j] for j in sorted([i] + mods)))
+    root = heads.index(-1) if -1 in heads else 0
+    copular = int(any(r == "cop" for r in rels)) + int(upos[root] in ("ADJ", "ADV") and n_words > 1)
+    states = sum(1 for i, c in enumerate(cats) if upos[i] in ("ADJ", "ADV") and c & {"light", "weather", "sound"}
+                 and (i == root or rels[i] == "conj"))
+    speech_clause = sum(1 for i, c in enumerate(cats) if "speech" in c and upos[i] == "VERB"
+                        and (i == root or any(rels[j] in _CLAUSE_RELS for j in children.get(i, []))))
+    dialogue_person = sum(1 for u, f in zip(upos, feats)
+                          if (u == "PRON" and f.get("Person") in ("1", "2")) or f.get("Mood") == "Imp")
+    entities = [(e.type, e.text) for e in getattr(analysed, "ents", [])]
+    loc_entities = sum(1 for kind, _ in entities if kind == "LOC")
+
+    features = base_features(hits, n_words, sentence.text)
+    features.update({
+        "adj_density": modifiers / n_words,
+        "modified_nouns": float(min(len(modified), 3)),
+        "copular": float(min(copular + states, 2)),
+        "loc_entity": float(min(loc_entities, 2)),
+        "speech_clause": float(min(speech_clause, 2)),
+        "dialogue_person": float(min(dialogue_person, 2)),
+        "question": float("?" in sentence.text),
+        "dialogue_line": float(sentence.text.lstrip()[:1] in ("—", "–", "-")),
+    })
+    score = linear_score(features, WEIGHTS, BIAS)
+    has_look = hits["body"] + hits["clothing"] + hits["appearance"] > 0
+    persons = sum(1 for kind, _ in entities if kind == "PER")
+    kind = visual_type(type_hits, {"atmosphere": 1.5 * states, "location": 1.0 * loc_entities,
+                                   "character": 1.0 * persons if has_look else 0.0})
+    yes = score >= CUTOFF and kind is not None
+    evidence = {
+        "categories": dict(hits),
+        "modified_nouns": modified[:8],
+        "entities": entities[:8],
+        "root": f"{texts[root]}/{upos[root]}",
+        "features": {k: round(v, 3) for k, v in features.items()},
+    }
+    return Vote(sentence.index, round(score, 4), yes, kind, evidence)
+
+
+def _feats(value: str | None) -> dict[str, str]:
+    if not value:
+        return {}
+    return dict(part.split("=", 1) for part in value.split("|") if "=" in part)

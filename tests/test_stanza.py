@@ -1,0 +1,221 @@
+"""The Stanza processor on real Stanza models: the bundled ones (built by scripts/train_stanza.py from
+Natasha-annotated books) loaded through the real stanza.Pipeline, the same files laid out as a directory
+downloaded by Stanza itself, the silver-data writers, and a short real training run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bookreader_cli.errors import BadInput
+from bookreader_cli.nlp.base import DESCRIPTION_TYPES
+from bookreader_cli.nlp.processors.stanza import StanzaProcessor
+from bookreader_cli.nlp.segment import segment
+from bookreader_cli.nlp.stanza_models import BUNDLED_DIR, PROCESSORS, find_models
+
+DESCRIPTIVE = ("Старый деревянный дом с высоким крыльцом стоял на краю деревни, "
+               "окружённый тёмными елями и густыми кустами сирени.")
+DIALOGUE = "— Ты придёшь завтра? — спросил он."
+THOUGHT = "Он думал о том, что жизнь прошла напрасно и что ничего уже нельзя исправить."
+TEXT = "\n".join([DESCRIPTIVE, DIALOGUE, THOUGHT])
+
+
+@pytest.fixture(scope="module")
+def bundled() -> StanzaProcessor:
+    processor = StanzaProcessor({"stanza_dir": str(BUNDLED_DIR)})
+    ok, reason = processor.availability()
+    assert ok, reason
+    processor.load()
+    return processor
+
+
+def _check_votes(votes, sentences):
+    assert [v.index for v in votes] == [s.index for s in sentences]
+    for vote in votes:
+        assert 0.0 <= vote.score <= 1.0
+        assert vote.yes == (vote.score >= 0.5 and vote.type is not None)
+        assert vote.type is None or vote.type in DESCRIPTION_TYPES
+        assert {"categories", "features", "modified_nouns", "entities", "root"} <= set(vote.evidence)
+        json.dumps(vote.evidence, ensure_ascii=False)  # plain data, storable as JSON
+
+
+def test_bundled_models_vote_one_per_sentence(bundled):
+    sentences = segment(TEXT)
+    assert len(sentences) == 3
+    votes = bundled.score(TEXT, sentences, "ru")
+    _check_votes(votes, sentences)
+    descriptive, dialogue, thought = votes
+    assert descriptive.score > dialogue.score
+    assert descriptive.score > thought.score
+    assert descriptive.yes and not dialogue.yes and not thought.yes
+    assert descriptive.evidence["features"]["adj_density"] > thought.evidence["features"]["adj_density"]
+    assert dialogue.evidence["features"]["dialogue_line"] == 1.0
+
+
+def test_evidence_comes_from_stanzas_own_analysis(bundled):
+    doc = bundled.pipeline([["Старый", "дом", "стоял", "на", "берегу", "реки", "."]])
+    words = doc.sentences[0].words
+    assert sum(1 for w in words if w.head == 0) == 1  # a real parse: one root
+    assert all(w.upos and w.lemma for w in words)
+    assert [w.text for w in words] == ["Старый", "дом", "стоял", "на", "берегу", "реки", "."]  # our tokens
+
+
+def test_empty_and_batched_input(bundled):
+    text = "\n".join([DESCRIPTIVE] * 300)  # more sentences than one Pipeline batch
+    sentences = segment(text)
+    votes = bundled.score(text, sentences, "ru")
+    _check_votes(votes, sentences)
+    assert len({v.score for v in votes}) == 1  # same sentence, same vote, whichever batch it fell in
+    assert bundled.score("", [], "ru") == []
+
+
+def test_unavailable_with_a_clear_reason(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ok, reason = StanzaProcessor({"stanza_dir": str(empty)}).availability()
+    assert not ok and "no Stanza models" in reason and "train-stanza" in reason
+
+    partial = tmp_path / "partial"
+    (partial / "ru" / "pos").mkdir(parents=True)
+    shutil.copy(BUNDLED_DIR / "ru" / "pos" / "bookreader.pt", partial / "ru" / "pos" / "x.pt")
+    ok, reason = StanzaProcessor({"stanza_dir": str(partial)}).availability()
+    assert not ok and "lemma" in reason and "depparse" in reason
+
+    with pytest.raises(RuntimeError, match="no Stanza models"):
+        StanzaProcessor({"stanza_dir": str(empty)}).load()
+
+
+def test_default_location_falls_back_to_bundled_models(tmp_path):
+    from bookreader_cli.config import load_settings
+
+    settings = load_settings(home=tmp_path / "home", environ={})
+    ok, reason = StanzaProcessor(settings).availability()
+    assert ok and "bundled" in reason
+
+
+def test_availability_is_cheap(tmp_path):
+    code = ("import sys, json; from bookreader_cli.nlp.processors import check\n"
+            f"row = check('stanza', {{'stanza_dir': {str(BUNDLED_DIR)!r}}})[:2]\n"
+            "heavy = [m for m in ('torch', 'stanza', 'numpy') if m in sys.modules]\n"
+            "print(json.dumps({'row': row, 'heavy': heavy}))")
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert out["heavy"] == []
+    assert out["row"][0] is True
+
+
+def _downloaded_layout(root: Path) -> Path:
+    """The bundled files renamed and described the way stanza.download() leaves a resources dir."""
+    src = BUNDLED_DIR / "ru"
+    names = {"tokenize": "syntagrus", "pos": "syntagrus_charlm", "lemma": "syntagrus_nocharlm",
+             "depparse": "syntagrus_charlm", "ner": "wikiner"}
+    for proc, package in names.items():
+        (root / "ru" / proc).mkdir(parents=True)
+        shutil.copy(src / proc / "bookreader.pt", root / "ru" / proc / f"{package}.pt")
+    (root / "ru" / "pretrain").mkdir()
+    shutil.copy(src / "pretrain" / "bookreader.pt", root / "ru" / "pretrain" / "conll17.pt")
+    shutil.copy(src / "pretrain" / "bookreader.pt", root / "ru" / "pretrain" / "fasttextwiki.pt")
+    # a second, non-default package beside the default one must not be picked
+    shutil.copy(src / "pos" / "bookreader.pt", root / "ru" / "pos" / "aaa_other.pt")
+    dep = lambda package: {"dependencies": [{"model": "pretrain", "package": package}]}  # noqa: E731
+    resources = {"ru": {
+        "lang_name": "Russian",
+        "default_processors": names,
+        "tokenize": {"syntagrus": {}},
+        "pos": {"syntagrus_charlm": dep("conll17"), "aaa_other": dep("conll17")},
+        "lemma": {"syntagrus_nocharlm": {}},
+        "depparse": {"syntagrus_charlm": dep("conll17")},
+        "ner": {"wikiner": dep("fasttextwiki")},
+        "default_dependencies": {"pretrain": "conll17"},
+    }}
+    (root / "resources.json").write_text(json.dumps(resources), encoding="utf-8")
+    return root
+
+
+def test_standard_stanza_layout_loads_unchanged(tmp_path, bundled):
+    root = _downloaded_layout(tmp_path / "stanza_resources")
+    models, why = find_models(root, "ru")
+    assert models is not None, why
+    assert models.packages["pos"] == "syntagrus_charlm"
+    assert models.dependencies["ner"]["pretrain"].name == "fasttextwiki.pt"
+    assert set(models.models) == set(PROCESSORS)
+
+    for given in (root, root / "ru"):  # the resources dir or its language folder
+        processor = StanzaProcessor({"stanza_dir": str(given)})
+        ok, reason = processor.availability()
+        assert ok and str(root) in reason and "trained locally" not in reason
+    processor.load()
+    sentences = segment(TEXT)
+    votes = processor.score(TEXT, sentences, "ru")
+    _check_votes(votes, sentences)
+    same = bundled.score(TEXT, sentences, "ru")
+    assert [(v.score, v.type) for v in votes] == [(v.score, v.type) for v in same]
+
+
+def test_silver_annotation_is_valid_stanza_training_data(tmp_path):
+    from stanza.utils.conll import CoNLL
+
+    from bookreader_cli.nlp import stanza_corpus as corpus
+
+    paragraphs = [DESCRIPTIVE + " " + THOUGHT, "Иван Петрович приехал в Москву вечером. Было тихо и темно."]
+    annotated = corpus.annotate(paragraphs)
+    assert len(annotated) == 2
+    n = corpus.write_conllu(annotated, tmp_path / "train.conllu")
+    assert n == 4
+    doc = CoNLL.conll2doc(input_file=str(tmp_path / "train.conllu"))
+    assert len(doc.sentences) == 4
+    for sentence in doc.sentences:
+        heads = [w.head for w in sentence.words]
+        assert heads.count(0) == 1 and all(0 <= h <= len(heads) for h in heads)
+        assert all(w.upos and w.lemma for w in sentence.words)
+    corpus.write_tokenizer_files(annotated, tmp_path / "t.txt", tmp_path / "t.labels")
+    texts = (tmp_path / "t.txt").read_text(encoding="utf-8").strip().split("\n\n")
+    labels = (tmp_path / "t.labels").read_text(encoding="utf-8").strip().split("\n\n")
+    assert texts == paragraphs
+    assert [len(x) for x in labels] == [len(x) for x in texts]
+    assert [x.count("2") for x in labels] == [2, 2]
+    corpus.write_ner_json(annotated, tmp_path / "ner.json")
+    tags = [t["ner"] for s in json.loads((tmp_path / "ner.json").read_text(encoding="utf-8")) for t in s]
+    assert "B-PER" in tags and "B-LOC" in tags
+    assert all(t == "O" or t[:2] in ("B-", "I-") for t in tags)
+
+
+def test_tree_repair_keeps_labels_consistent():
+    from bookreader_cli.nlp.stanza_corpus import tree_with_labels
+
+    heads, rels = tree_with_labels([2, 0, 2, 0, 6, 5], ["amod", "root", "obj", "root", "nmod", "nmod"])
+    assert heads.count(0) == 1 and rels.count("root") == 1
+    assert rels[3] == "parataxis" and heads[3] == 2  # the second root hangs from the first
+    assert heads[4] == 2 or heads[5] == 2  # the 5<->6 cycle is cut at the root
+
+
+def test_training_runs_stanzas_own_trainer(tmp_path):
+    """A short real run (lemmatizer only, so the suite stays fast) into a standard layout."""
+    from bookreader_cli.nlp.stanza_train import train_stanza_models
+
+    texts = [DESCRIPTIVE, THOUGHT, "Иван Петрович приехал в Москву вечером. Было тихо и темно.",
+             "Над рекой стоял белый туман, и мокрая трава блестела под луной."] * 3
+    manifest = train_stanza_models(tmp_path / "out", texts=texts, size="smoke", processors=("lemma",))
+    lemma = tmp_path / "out" / "ru" / "lemma" / "bookreader.pt"
+    assert lemma.is_file() and manifest["files"]["ru/lemma/bookreader.pt"] == lemma.stat().st_size
+    assert (tmp_path / "out" / "ru" / "pretrain" / "bookreader.pt").is_file()
+    assert manifest["train_sentences"] > 0 and "lemma" in manifest["seconds"]
+    models, why = find_models(tmp_path / "out", "ru")
+    assert models is None and "pos" in why  # a partial set is reported, not half-loaded
+
+
+def test_train_cli_rejects_bad_input(tmp_path):
+    from bookreader_cli.nlp.stanza_train import train_stanza_cli
+
+    with pytest.raises(BadInput, match="size"):
+        train_stanza_cli(tmp_path, size="huge")
+    with pytest.raises(BadInput, match="Russian"):
+        train_stanza_cli(tmp_path, lang="en")
+    with pytest.raises(BadInput, match="not found"):
+        train_stanza_cli(tmp_path, sources=[tmp_path / "missing.txt"])
+    with pytest.raises(BadInput, match="no training text"):
+        train_stanza_cli(tmp_path / "out", sources=[tmp_path])  # a directory with no books
