@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	BOOKREADER_HOME=$(DEMO_HOME) $(BIN)/bookreader books import sample_books/*.epub sample_books/*.fb2 sample_books/*.txt
+	BOOKREADER_HOME=$(DEMO_HOME) $(BIN)/bookreader models
+	BOOKREADER_HOME=$(DEMO_HOME) $(BIN)/bookreader process sample_books/ru_sample.epub
+	BOOKREADER_HOME=$(DEMO_HOME) $(BIN)/bookreader descriptions sample_books/ru_sample.epub --top 10
 	BOOKREADER_HOME=$(DEMO_HOME) $(BIN)/bookreader books list
 
 # Tools some tests compare against or run beside; each test skips cleanly when its tool cannot be had.

@@ -116,12 +116,23 @@ def book_ref_or_file(ctx: Context, ref: str) -> dict:
     return ctx.store.resolve_book(ref)
 
 
+def lookup_book(ctx: Context, ref: str) -> dict:
+    """A book by id, sha256 prefix, or the file it was imported from (never imports)."""
+    path = Path(ref)
+    if path.is_file():
+        book = ctx.store.book_by_sha(file_sha256(path))
+        if book is None:
+            raise BadInput(f"{ref}: this file has not been imported (bookreader books import {ref})")
+        return book
+    return ctx.store.resolve_book(ref)
+
+
 def list_books(ctx: Context) -> dict:
     return {"books": ctx.store.books()}
 
 
 def show_book(ctx: Context, ref: str) -> dict:
-    book = ctx.store.resolve_book(ref)
+    book = lookup_book(ctx, ref)
     chapters = ctx.store.chapters(book["id"], with_text=True)
     book["chapters"] = [
         {"idx": c["idx"], "title": c["title"], "characters": c["char_count"], "paragraphs": len(c["paragraphs"]),
@@ -134,7 +145,7 @@ def show_book(ctx: Context, ref: str) -> dict:
 
 
 def remove_book(ctx: Context, ref: str) -> dict:
-    book = ctx.store.resolve_book(ref)
+    book = lookup_book(ctx, ref)
     removed = ctx.store.remove_book(book["id"])
     return {"book_id": book["id"], "title": book["title"], "status": "removed", "removed": removed}
 
@@ -314,7 +325,7 @@ def list_descriptions(ctx: Context, ref: str, type: str | None = None, top: int 
         raise BadInput(f"unknown type {type!r}: expected one of {', '.join(DESCRIPTION_TYPES)}")
     if top is not None and top < 1:
         raise BadInput("--top must be at least 1")
-    book = ctx.store.resolve_book(ref)
+    book = lookup_book(ctx, ref)
     rows = ctx.store.descriptions(book["id"], type=type, min_priority=min_priority, top=top)
     return {"book_id": book["id"], "title": book["title"], "count": len(rows), "descriptions": rows}
 
