@@ -235,6 +235,19 @@ def models_cmd(
     _run(lambda ctx: tasks.list_models(ctx, load), json_mode, human)
 
 
+@models_app.command("train-stanza")
+def models_train_stanza(
+    sources: Annotated[Optional[list[Path]], typer.Argument(help="Russian books or texts to learn from (default: sample_books and ../shared/corpus).")] = None,
+    size: Annotated[str, typer.Option("--size", help="smoke (about 1.5 min) or small (about 11 min, 6 MB).")] = "smoke",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Models directory (default: $BOOKREADER_HOME/models/stanza).")] = None,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Train small Stanza models here, from Natasha-annotated Russian text (no network needed)."""
+    from bookreader_cli import tasks
+
+    _run(lambda ctx: tasks.train_stanza(ctx, size, out, sources), json_mode)
+
+
 # ---- descriptions -----------------------------------------------------------------------------
 @app.command("descriptions")
 def descriptions_cmd(

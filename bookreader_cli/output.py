@@ -91,7 +91,9 @@ def print_summary(data: dict, title: str | None = None, skip: Iterable[str] = ()
     for key, value in data.items():
         if key in skip:
             continue
-        if isinstance(value, float):
+        if isinstance(value, float) and (key.endswith("_at") or key.endswith("_mtime")):
+            value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+        elif isinstance(value, float):
             value = f"{value:.3f}"
         elif isinstance(value, (dict, list)):
             value = dumps(value, indent=None)

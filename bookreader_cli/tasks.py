@@ -72,7 +72,8 @@ def import_book(ctx: Context, path: str | Path) -> dict:
     meta = {
         "sha256": sha, "path": str(path.resolve()), "file_name": path.name, "file_size": stat.st_size,
         "file_mtime": stat.st_mtime, "format": book.format, "title": book.title or path.stem,
-        "authors": book.authors, "language": book.language, "identifiers": book.identifiers,
+        "authors": book.authors, "identifiers": book.identifiers,
+        "language": book_language({"language": book.language}, " ".join(c.text[:5000] for c in book.chapters[:4])),
         "publisher": book.publisher, "date": book.date, "warnings": book.warnings,
         "notes": [{"title": n.title, "text": n.text} for n in book.notes],
         "cover_media_type": book.cover_media_type, "imported_at": time.time(),
@@ -156,7 +157,9 @@ def show_config(ctx: Context) -> dict:
 
 # ---- description engine -----------------------------------------------------------------------
 def book_language(book: dict, sample: str) -> str:
-    """The book's declared language ("ru-RU" → "ru"), else guessed from the share of Cyrillic letters."""
+    """The book's declared language ("ru-RU" → "ru"), else guessed from the share of Cyrillic letters.
+
+    TXT files declare nothing, so their language is guessed at import."""
     lang = (book.get("language") or "").split("-")[0].split("_")[0].lower()
     if lang:
         return lang
@@ -311,6 +314,16 @@ def list_models(ctx: Context, load: bool = False, lang: str = "ru") -> dict:
     from bookreader_cli.nlp.engine import models_report
 
     return {"processors": models_report(ctx.settings, load=load, lang=lang)}
+
+
+def train_stanza(ctx: Context, size: str = "smoke", out: Path | None = None, sources=None) -> dict:
+    """Train Stanza models locally (tokenize, pos, lemma, depparse, ner) where the processor will find them."""
+    from bookreader_cli.nlp.compat import single_thread_math
+
+    single_thread_math()
+    from bookreader_cli.nlp.stanza_train import train_stanza_cli
+
+    return train_stanza_cli(out or ctx.settings.stanza_dir, size=size, sources=sources)
 
 
 # ---- descriptions -----------------------------------------------------------------------------

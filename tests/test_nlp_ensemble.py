@@ -110,3 +110,37 @@ def test_repair_tree_makes_trees():
         fixed = repair_tree(heads)
         assert is_tree(fixed), (heads, fixed)
     assert repair_tree([1, -1, 1]) == [1, -1, 1]  # a valid tree stays as it was
+
+
+def test_type_vote_weighs_each_processors_type_evidence_by_weight_and_score():
+    sentences = segment("Над рекой стоял густой белый туман, и в тумане светились огни.")
+    votes = {
+        # natasha leans to atmosphere, but only just and with a low score
+        "natasha": {0: Vote(0, 0.55, True, "atmosphere", {"type_scores": {"atmosphere": 2.1, "location": 2.0}})},
+        # spacy is sure it is a place
+        "spacy": {0: Vote(0, 0.95, True, "location", {"type_scores": {"location": 3.0}})},
+    }
+    assert decide(sentences, votes, EnsembleConfig())[0].type == "location"
+    # a processor without type_scores (e.g. stanza) still counts with its bare type
+    bare = {"stanza": {0: Vote(0, 0.9, True, "object", {})}}
+    assert decide(sentences, bare, EnsembleConfig())[0].type == "object"
+
+
+def test_type_context_lets_neighbours_of_a_paragraph_break_a_tie():
+    sentences = segment("Он увидел громадную светлую комнату. Всюду были лица и лица.")
+    def vote(i, scores):
+        return Vote(i, 0.9, True, max(scores, key=scores.get), {"type_scores": scores})
+    votes = {"spacy": {0: vote(0, {"location": 3.0}), 1: vote(1, {"character": 1.2, "location": 1.0})}}
+    assert decide(sentences, votes, EnsembleConfig(type_context=0.0))[1].type == "character"
+    assert decide(sentences, votes, EnsembleConfig(type_context=0.3))[1].type == "location"
+
+
+def test_clothes_nobody_wears_are_objects():
+    from collections import Counter
+
+    from bookreader_cli.nlp.scoring import Subjects, picture_type
+
+    hits = Counter({"clothing": 3, "objects": 1})
+    assert picture_type(hits, None, Subjects(person_present=True)) == "character"
+    assert picture_type(hits, None, Subjects(person_present=False)) == "object"
+    assert picture_type(hits) == "character"  # no grammar to tell: clothes are taken as worn

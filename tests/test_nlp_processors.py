@@ -96,3 +96,27 @@ def test_english_book_skips_natasha_with_a_reason():
                      processors=["spacy", "natasha"])
     assert r.processors_used == ["spacy"]
     assert "Russian only" in r.processors_unavailable["natasha"]
+
+
+@pytest.mark.parametrize("name", ["spacy", "natasha"])
+def test_clothes_without_a_wearer_are_an_object(name):
+    worn, left = _votes(name, "Рядом с ним шагал Федюшка в отцовском картузе и в старом тулупе.\n"
+                              "В сундуке лежали три пары носков, старый картуз и ветхий тулуп.")
+    assert worn.type == "character"
+    assert left.type == "object"
+
+
+def test_spacy_screen_skips_only_sentences_that_cannot_be_visual():
+    """The cheap pre-filter must not change any vote: compare with the pipeline run on every sentence."""
+    text = "\n".join([VIVID, ATMOSPHERE, THOUGHT, "Он согласился и ушёл домой.", SUBSTRINGS])
+    processor, _ = loaded_processor("spacy")
+    sentences = segment(text)
+    screened = processor.score(text, sentences, "ru")
+    assert any(v.evidence.get("skipped") for v in screened)
+    try:
+        processor._screen = lambda *a: (lambda _text: True)
+        full = processor.score(text, sentences, "ru")
+    finally:
+        del processor._screen  # back to the method
+    assert [(v.yes, v.type) for v in screened] == [(v.yes, v.type) for v in full]
+    assert all(v.yes is False for v in screened if v.evidence.get("skipped"))

@@ -133,3 +133,10 @@ def test_models_lists_every_processor(cli):
     assert set(names) == {"spacy", "natasha", "stanza"}
     for m in names.values():
         assert m["available"] or m["reason"]
+
+
+def test_train_stanza_refuses_bad_options(cli, home, tmp_path):
+    assert cli("models", "train-stanza", "--size", "huge").code == 2
+    res = cli("models", "train-stanza", tmp_path / "missing.txt", "--out", tmp_path / "m")
+    assert res.code == 2 and "not found" in res.stderr
+    assert not (tmp_path / "m").exists()

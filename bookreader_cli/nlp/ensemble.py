@@ -37,6 +37,8 @@ class EnsembleConfig:
     min_words: int = 3
     union: bool = False  # parallel mode: any yes passes
     split_on_type: bool = True  # a change of type (character → atmosphere) starts a new description
+    type_context: float = 0.0  # weight of the neighbouring sentences' type evidence (same paragraph)
+    type_all: bool = False  # also type sentences nobody said yes to (for inspection)
 
 
 def config_from(settings=None, **overrides) -> EnsembleConfig:
@@ -107,22 +109,51 @@ def decide(sentences: list[Sentence], votes: dict[str, dict[int, Vote]], cfg: En
         hits = [h for h in hits if isinstance(h, (int, float))]
         out.append(Decision(
             index=s.index, passed=passed and not excluded, share=round(share, 4),
-            type=_sentence_type(yes, votes, s.index, cfg), confidence=round(confidence, 4), ran=ran, yes=yes,
+            type=None, confidence=round(confidence, 4), ran=ran, yes=yes,
             unanimous=bool(ran) and len(yes) == len(ran), richness_hits=sum(hits) / len(hits) if hits else 0.0,
             excluded=excluded,
         ))
+    _assign_types(sentences, votes, out, cfg)
     return out
 
 
-def _sentence_type(yes: list[str], votes, index: int, cfg: EnsembleConfig) -> str | None:
+def _type_evidence(votes, index: int, voters: list[str], cfg: EnsembleConfig) -> dict[str, float]:
+    """Σ over voters of weight × score × their type shares (a processor without type_scores: its type)."""
     tally: dict[str, float] = {}
-    for p in yes:
-        kind = votes[p][index].type
-        if kind in DESCRIPTION_TYPES:
-            tally[kind] = tally.get(kind, 0.0) + cfg.weights.get(p, 1.0)
-    if not tally:
-        return None
-    return max(DESCRIPTION_TYPES, key=lambda k: (tally.get(k, 0.0), -DESCRIPTION_TYPES.index(k)))
+    for p in voters:
+        vote = votes[p][index]
+        scores = vote.evidence.get("type_scores") if isinstance(vote.evidence, dict) else None
+        if not scores and vote.type in DESCRIPTION_TYPES:
+            scores = {vote.type: 1.0}
+        total = sum(v for k, v in (scores or {}).items() if k in DESCRIPTION_TYPES)
+        if not total:
+            continue
+        strength = cfg.weights.get(p, 1.0) * max(vote.score, 0.05)
+        for kind, value in scores.items():
+            if kind in DESCRIPTION_TYPES and value > 0:
+                tally[kind] = tally.get(kind, 0.0) + strength * value / total
+    return tally
+
+
+def _assign_types(sentences: list[Sentence], votes, decisions: list[Decision], cfg: EnsembleConfig) -> None:
+    """Type of each sentence: the processors' type evidence weighted by their weight and score, plus
+    `cfg.type_context` × the evidence of the neighbouring sentences of the same paragraph (a sentence is
+    read in its passage: the one after "she saw a huge room" still shows that room)."""
+    own = []
+    for s, d in zip(sentences, decisions):
+        voters = d.yes or d.ran
+        own.append(_type_evidence(votes, s.index, voters, cfg) if d.ran else {})
+    for i, (s, d) in enumerate(zip(sentences, decisions)):
+        if not d.yes and not cfg.type_all:
+            d.type = None
+            continue
+        tally = dict(own[i])
+        if tally and cfg.type_context:
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(sentences) and sentences[j].paragraph == s.paragraph:
+                    for kind, value in own[j].items():
+                        tally[kind] = tally.get(kind, 0.0) + cfg.type_context * value
+        d.type = max(DESCRIPTION_TYPES, key=lambda k: (tally.get(k, 0.0), -DESCRIPTION_TYPES.index(k))) if tally else None
 
 
 def _same_type(decisions: list[Decision], group: list[int], i: int) -> bool:

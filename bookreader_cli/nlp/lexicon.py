@@ -75,7 +75,7 @@ def load(lang: str) -> Lexicon:
 # How strongly one hit of a category points to its type (a face says "character" more than a candle
 # says "atmosphere"; a room is often only the setting of a character's action).
 TYPE_WEIGHT = {
-    "body": 1.5, "clothing": 1.5, "appearance": 1.2, "animals": 1.0, "posture": 0.8,
+    "body": 1.2, "clothing": 1.5, "appearance": 1.2, "animals": 1.0, "posture": 0.8,
     "light": 1.0, "weather": 1.0, "sound": 1.2,
     "landscape": 1.0, "architecture": 0.8, "interior": 0.8,
     "objects": 0.8, "materials": 0.6,
@@ -83,14 +83,25 @@ TYPE_WEIGHT = {
 SETTING_CATEGORIES = ("landscape", "architecture", "interior")
 
 
-def type_from_counts(counts: dict[str, float]) -> str | None:
-    """The description type with the most weighted hits (ties: character first)."""
+def type_totals(counts: dict[str, float]) -> dict[str, float]:
+    """Weighted hits per description type."""
     totals: dict[str, float] = {}
     for category, n in counts.items():
         kind = CATEGORY_TYPE.get(category)
         if kind and n > 0:
             totals[kind] = totals.get(kind, 0.0) + n * TYPE_WEIGHT.get(category, 1.0)
-    if not totals:
+    return totals
+
+
+TYPE_ORDER = ("character", "location", "atmosphere", "object")  # tie-break order
+
+
+def best_type(totals: dict[str, float]) -> str | None:
+    if not any(v > 0 for v in totals.values()):
         return None
-    order = ("character", "location", "atmosphere", "object")
-    return max(order, key=lambda k: (totals.get(k, 0.0), -order.index(k)))
+    return max(TYPE_ORDER, key=lambda k: (totals.get(k, 0.0), -TYPE_ORDER.index(k)))
+
+
+def type_from_counts(counts: dict[str, float]) -> str | None:
+    """The description type with the most weighted hits (ties: character first)."""
+    return best_type(type_totals(counts))

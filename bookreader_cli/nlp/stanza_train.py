@@ -10,10 +10,12 @@ standard Stanza resources directory, so the processor loads it exactly like mode
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -33,7 +35,7 @@ class TrainSize:
     name: str
     train_chars: int  # characters of source text annotated for training
     dev_chars: int
-    pretrain_words: int  # most frequent navec words kept (plus every word of the training text)
+    pretrain_words: int  # vocabulary cap: the training text's words and navec's most frequent ones
     pretrain_dim: int  # navec's 300 dims reduced by PCA to keep the files small
     tokenize_steps: int
     tagger_steps: int
@@ -44,8 +46,8 @@ class TrainSize:
 
 
 SIZES = {
-    "smoke": TrainSize("smoke", 40_000, 6_000, 4_000, 32, 150, 150, 150, 1, 150, 64),
-    "small": TrainSize("small", 300_000, 20_000, 15_000, 48, 600, 1_500, 1_500, 3, 1_000, 96),
+    "smoke": TrainSize("smoke", 40_000, 6_000, 4_000, 32, 100, 150, 150, 1, 100, 64),
+    "small": TrainSize("small", 300_000, 20_000, 12_000, 32, 400, 800, 1_500, 3, 600, 64),
 }
 
 
@@ -59,8 +61,9 @@ def default_sources(repo_root: Path | None = None) -> list[Path]:
 # ---------------------------------------------------------------- pretrain (word vectors)
 
 def build_pretrain(words: set[str], path: Path, top_n: int, dim: int) -> int:
-    """A Stanza Pretrain file from Natasha's navec vectors: the top_n most frequent words plus the
-    training text's own words, PCA-reduced to `dim`. Returns the vocabulary size."""
+    """A Stanza Pretrain file from Natasha's navec vectors: the training text's own words and navec's
+    most frequent ones, at most top_n in all (frequent first), PCA-reduced to `dim`. Returns the
+    vocabulary size."""
     import numpy as np
     from natasha import NewsEmbedding
     from stanza.models.common.pretrain import Pretrain
@@ -69,7 +72,7 @@ def build_pretrain(words: set[str], path: Path, top_n: int, dim: int) -> int:
     counts = np.asarray(navec.vocab.counts)
     ids = set(np.argsort(-counts)[:top_n].tolist())
     ids |= {navec.vocab.word_ids[w] for w in {w.lower() for w in words} if w in navec.vocab.word_ids}
-    ids_sorted = sorted(ids, key=lambda i: -counts[i])
+    ids_sorted = sorted(ids, key=lambda i: -counts[i])[:top_n]
     vocab = [navec.vocab.words[i] for i in ids_sorted]
     matrix = np.stack([navec[w] for w in vocab]).astype("float32")
     matrix -= matrix.mean(axis=0)
@@ -124,7 +127,8 @@ def _train_all(work: Path, lang_dir: Path, lang: str, size: TrainSize, only: tup
             "--eval_interval", str(max(size.tagger_steps // 4, 50)), "--fix_eval_interval",
             "--hidden_dim", str(h), "--char_hidden_dim", str(h), "--deep_biaff_hidden_dim", str(h),
             "--composite_deep_biaff_hidden_dim", str(h // 2), "--word_emb_dim", "32", "--char_emb_dim", "32",
-            "--tag_emb_dim", "16", "--transformed_dim", "64", "--batch_size", "32", "--no_second_optim"])
+            "--tag_emb_dim", "16", "--transformed_dim", "64", "--batch_size", "32", "--no_second_optim",
+            "--lr", "0.01", "--dropout", "0.1", "--word_dropout", "0.05"])
     if "lemma" in only:
         seconds["lemma"] = _run(lemmatizer.main, ["--shorthand", short, "--cpu", "--seed", "1234"]
                                 + out("lemma") + [
@@ -139,7 +143,7 @@ def _train_all(work: Path, lang_dir: Path, lang: str, size: TrainSize, only: tup
             "--hidden_dim", str(h), "--char_hidden_dim", str(h), "--deep_biaff_hidden_dim", str(h),
             "--deep_biaff_output_dim", str(h // 2), "--word_emb_dim", "32", "--char_emb_dim", "32",
             "--tag_emb_dim", "16", "--transformed_dim", "64", "--num_layers", "2", "--batch_size", "600",
-            "--no_second_optim"])
+            "--no_second_optim", "--optim", "adam", "--lr", "0.005", "--dropout", "0.2", "--word_dropout", "0.1"])
     if "ner" in only:
         seconds["ner"] = _run(ner_tagger.main, ["--shorthand", short, "--cpu", "--seed", "1234"] + out("ner") + [
             "--train_file", str(work / "train.ner.json"), "--eval_file", str(work / "dev.ner.json"),
@@ -197,10 +201,12 @@ def train_stanza_models(out_dir: Path | str, lang: str = "ru", texts: list[str] 
     train_texts = [t for i, t in enumerate(texts) if i % dev_every]
 
     out_dir = Path(out_dir)
-    lang_dir = out_dir / lang
+    # train into a staging dir beside the target and swap it in at the end: an interrupted run never
+    # leaves a half-written model set where the processor would find it
+    stage = out_dir.parent / f".{out_dir.name}.training"
+    shutil.rmtree(stage, ignore_errors=True)
+    lang_dir = stage / lang
     work = Path(tempfile.mkdtemp(prefix="stanza-train-"))
-    if keep_work:
-        print(f"training files in {work}")
     logging.getLogger("stanza").setLevel(logging.WARNING)
     try:
         t0 = time.perf_counter()
@@ -216,32 +222,48 @@ def train_stanza_models(out_dir: Path | str, lang: str = "ru", texts: list[str] 
         t0 = time.perf_counter()
         vocab_size = build_pretrain(words, lang_dir / "pretrain" / f"{PACKAGE}.pt", spec.pretrain_words, spec.pretrain_dim)
         seconds = {"annotate": annotate_seconds, "pretrain": round(time.perf_counter() - t0, 1)}
-        seconds.update(_train_all(work, lang_dir, lang, spec, processors))
+        with contextlib.redirect_stdout(sys.stderr):  # Stanza's trainers print; stdout is for results
+            seconds.update(_train_all(work, lang_dir, lang, spec, processors))
         for proc in processors:
             compact_checkpoint(lang_dir / proc / f"{PACKAGE}.pt")
-        resources = out_dir / "resources.json"
-        if not resources.exists():
-            resources.write_text(json.dumps({lang: {"lang_name": "Russian"}}), encoding="utf-8")
         import stanza
 
         manifest = {
             "package": PACKAGE, "lang": lang, "size": size, "settings": asdict(spec),
-            "sources": used_sources, "paragraphs": len(texts),
+            "sources": [_display_path(s) for s in used_sources], "paragraphs": len(texts),
             "train_sentences": n_train, "dev_sentences": n_dev,
             "train_tokens": sum(len(s.tokens) for p in train_paras for s in p.sentences),
             "pretrain_vocab": vocab_size, "seconds": seconds,
             "total_seconds": round(time.perf_counter() - started, 1),
-            "files": {str(p.relative_to(out_dir)): p.stat().st_size for p in sorted(lang_dir.rglob("*.pt"))},
+            "files": {str(p.relative_to(stage)): p.stat().st_size for p in sorted(lang_dir.rglob("*.pt"))},
             "stanza_version": stanza.__version__, "python": platform.python_version(),
         }
         (lang_dir / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(out_dir / lang, ignore_errors=True)
+        shutil.move(str(lang_dir), str(out_dir / lang))
+        resources = out_dir / "resources.json"
+        if not resources.exists():  # never overwrite a real Stanza resources.json
+            resources.write_text(json.dumps({lang: {"lang_name": "Russian"}}), encoding="utf-8")
         return manifest
     finally:
-        if keep_work:
-            manifest_note = work
-            logging.getLogger(__name__).info("training files kept in %s", manifest_note)
+        shutil.rmtree(stage, ignore_errors=True)
+        if keep_work:  # the CoNLL-U/NER/tokenizer files, for inspecting what the models learnt from
+            print(f"training files kept in {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _display_path(path: str) -> str:
+    """Source paths relative to the repo when inside it (the manifest is committed with the models)."""
+    repo = Path(__file__).resolve().parents[2]
+    resolved = Path(path).resolve()
+    for base, prefix in ((repo, ""), (repo.parent, "../")):
+        try:
+            return prefix + str(resolved.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def train_stanza_cli(out_dir: Path | str, size: str = "smoke", sources: list[Path | str] | None = None,
@@ -263,8 +285,6 @@ def train_stanza_cli(out_dir: Path | str, size: str = "smoke", sources: list[Pat
 
 
 if __name__ == "__main__":  # python -m bookreader_cli.nlp.stanza_train OUT [smoke|small] [SOURCE...]
-    import sys
-
     args = sys.argv[1:]
     if not args:
         sys.exit("usage: python -m bookreader_cli.nlp.stanza_train OUT_DIR [smoke|small] [SOURCE ...]")

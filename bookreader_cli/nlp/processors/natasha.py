@@ -20,7 +20,7 @@ from collections import Counter
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import route_pymorphy2_to_pymorphy3, single_thread_math
 from bookreader_cli.nlp.lexicon import SETTING_CATEGORIES, load as load_lexicon
-from bookreader_cli.nlp.scoring import base_features, linear_score, visual_type
+from bookreader_cli.nlp.scoring import Subjects, base_features, best_type, linear_score, picture_scores
 from bookreader_cli.nlp.tree import repair_tree
 
 # Fitted on the dev gold set with bench/fit_weights.py (logistic regression), then rounded.
@@ -196,17 +196,38 @@ class NatashaProcessor:
         score = linear_score(features, WEIGHTS, BIAS)
         looked_at = sum(1 for j, r in enumerate(rels) if r == "nsubj" and (j in per_tokens or "animals" in cats[j]))
         has_look = hits["body"] + hits["clothing"] + hits["appearance"] > 0
-        kind = visual_type(type_hits, {"atmosphere": 2.0 * state,
-                                       "character": 1.0 * person_look + (1.0 * looked_at if has_look else 0.0),
-                                  "location": 1.0 * loc_entities})
+        subjects = _subjects(morph_tokens, pos, rels, cats, per_tokens)
+        type_scores = picture_scores(type_hits, {"atmosphere": 2.0 * state,
+                                        "character": 1.0 * person_look + (1.0 * looked_at if has_look else 0.0),
+                                        "location": 1.0 * loc_entities}, subjects)
+        kind = best_type(type_scores)
         yes = score >= CUTOFF and kind is not None
         evidence = {
             "categories": dict(hits),
+            "type_scores": type_scores,
             "modified_nouns": modified[:8],
             "entities": [(s.type, sentence.text[s.start:s.stop]) for s in ner_spans],
             "features": {k: round(v, 3) for k, v in features.items()},
         }
         return Vote(sentence.index, round(score, 4), yes, kind, evidence)
+
+
+_NOMINALS = {"NOUN", "PROPN", "PRON"}
+
+
+def _is_being(token, categories, j: int, per_tokens: set) -> bool:
+    """A person or an animal: PER entity, animate noun, personal pronoun, or an animal from the lexicon."""
+    if j in per_tokens or "animals" in categories:
+        return True
+    if token.pos in ("NOUN", "PROPN"):
+        return token.feats.get("Animacy") == "Anim"
+    return token.pos == "PRON" and "Person" in token.feats
+
+
+def _subjects(morph_tokens, pos, rels, cats, per_tokens: set) -> Subjects:
+    """Is anybody in the sentence who could wear the clothes it names?"""
+    present = any(pos[j] in _NOMINALS and _is_being(t, cats[j], j, per_tokens) for j, t in enumerate(morph_tokens))
+    return Subjects(person_present=present)
 
 
 def _tokens_in(tokens, text: str, start: int, stop: int) -> list[int]:

@@ -10,12 +10,13 @@ adjective + visual noun), not another processor's output.
 from __future__ import annotations
 
 import importlib.util
+import re
 import time
 from collections import Counter
 
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, SETTING_CATEGORIES, load as load_lexicon
-from bookreader_cli.nlp.scoring import base_features, linear_score, visual_type
+from bookreader_cli.nlp.scoring import Subjects, base_features, best_type, linear_score, picture_scores
 
 TRAINED_PIPELINES = {"ru": ("ru_core_news_lg", "ru_core_news_md", "ru_core_news_sm"),
                      "en": ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")}
@@ -56,6 +57,7 @@ _PATTERN_WORDS = {
 }
 
 
+_WORDS = re.compile(r"\w+(?:-\w+)*")
 _EN_PREPOSITIONS = {"in", "on", "at", "with", "by", "of", "from", "under", "over", "into", "through", "behind"}
 
 
@@ -73,6 +75,7 @@ class SpacyProcessor:
         self.model_setting = _setting(settings, "spacy_model", "")
         self._nlp: dict[str, object] = {}
         self._matchers: dict[str, object] = {}
+        self._screen_cache: dict[str, dict[str, bool]] = {}
         self.sources: dict[str, str] = {}
         self.load_seconds: float | None = None
 
@@ -112,10 +115,44 @@ class SpacyProcessor:
         self.load(lang)
         nlp, matcher = self._nlp[lang], self._matchers[lang]
         lexicon = load_lexicon(lang)
-        votes = []
-        for sentence, doc in zip(sentences, nlp.pipe(s.text for s in sentences)):
-            votes.append(self._vote(sentence, doc, matcher, lexicon))
-        return votes
+        votes: list[Vote | None] = [None] * len(sentences)
+        todo = list(range(len(sentences)))
+        if not self.sources[lang].startswith("pipeline:"):  # no NER: a yes needs a lexicon lemma
+            screen = self._screen(lang, lexicon)
+            todo = [i for i in todo if screen(sentences[i].text)]
+            selected = set(todo)
+            for i, sentence in enumerate(sentences):
+                if i not in selected:
+                    votes[i] = Vote(sentence.index, 0.0, False, None, {"skipped": "no word can be a visual lemma"})
+        for i, doc in zip(todo, nlp.pipe((sentences[i].text for i in todo), batch_size=256)):
+            votes[i] = self._vote(sentences[i], doc, matcher, lexicon)
+        return votes  # type: ignore[return-value]
+
+    def _screen(self, lang: str, lexicon):
+        """A cheap test whether any word of a text could lemmatise to a lexicon word (all pymorphy3 parses;
+        English: the crude lemma), cached per word form. Without such a word every rule of `_vote` is
+        silent (types need a lexicon hit), so the sentence cannot be a yes and skips the pipeline."""
+        cache = self._screen_cache.setdefault(lang, {})
+        if lang == "ru":
+            morph = self._nlp[lang].get_pipe("bookreader_pymorphy_pos").morph
+
+            def candidates(word: str):
+                return [word] + [p.normal_form for p in morph.parse(word)]
+        else:
+            def candidates(word: str):
+                return [word, crude_english_lemma(word)]
+
+        def could_be_visual(text: str) -> bool:
+            for word in _WORDS.findall(text.lower()):
+                known = cache.get(word)
+                if known is None:
+                    parts = [word] + (word.split("-") if "-" in word else [])
+                    known = cache[word] = any(lexicon.is_visual(c) for part in parts for c in candidates(part))
+                if known:
+                    return True
+            return False
+
+        return could_be_visual
 
     # -- internals ----------------------------------------------------------------------------------
     def _source(self, lang: str) -> str:
@@ -159,11 +196,27 @@ class SpacyProcessor:
         score = linear_score(features, WEIGHTS, BIAS)
         boosts = {"character": 2.0 * (patterns["WITH_FEATURE"] + patterns["WEARING"]),
                   "atmosphere": 2.0 * patterns["STATE"]}
-        kind = visual_type(type_hits, boosts)
+        type_scores = picture_scores(type_hits, boosts, _subjects(doc, lexicon))
+        kind = best_type(type_scores)
         yes = score >= CUTOFF and kind is not None
-        evidence = {"categories": dict(hits), "patterns": matched[:12],
+        evidence = {"categories": dict(hits), "patterns": matched[:12], "type_scores": type_scores,
                     "features": {k: round(v, 3) for k, v in features.items()}}
         return Vote(sentence.index, round(score, 4), yes, kind, evidence)
+
+
+def _subjects(doc, lexicon) -> Subjects:
+    """Is anybody in the sentence (animate noun, personal pronoun, animal) to wear the clothes it names?
+    Without morphology (English blank pipeline) nobody can tell: assume somebody is."""
+    if not doc.has_annotation("MORPH"):
+        return Subjects()
+    for token in doc:
+        if token.pos_ in ("NOUN", "PROPN") and "Anim" in token.morph.get("Animacy"):
+            return Subjects(person_present=True)
+        if token.pos_ == "PRON" and token.morph.get("Person"):
+            return Subjects(person_present=True)
+        if token.pos_ in ("NOUN", "PROPN") and "animals" in lexicon.categories(token.lemma_):
+            return Subjects(person_present=True)
+    return Subjects(person_present=False)
 
 
 def _memoise_lemmatizer(lemmatizer) -> None:

