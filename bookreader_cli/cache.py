@@ -233,6 +233,24 @@ def cache_get(cache_dir: str | Path, book_id, path: str | Path, ttl: int = DEFAU
     return cache_fetch(cache_dir, book_id, path, ttl)[0]
 
 
+def cache_peek(cache_dir: str | Path, book_id) -> tuple[bytes, dict] | None:
+    """An intact, unexpired entry's original bytes and result dict (status "hit"), whatever the source file
+    is now, or None. For a source that vanished: the caller decides whether these bytes are still the book
+    (compare the sha256). Never creates the cache directory."""
+    if not (Path(cache_dir) / SUBDIR).is_dir():
+        return None
+    cache = _open(cache_dir)
+    try:
+        blob = cache.get(cache_key(book_id), default=None)
+    except ValueError:
+        return None
+    decoded = _decode(blob) if blob is not None else None
+    if decoded is None:
+        return None
+    header, data = decoded
+    return data, _result(book_id, header, header.get("ttl_seconds", DEFAULT_TTL_SECONDS), "hit")
+
+
 def cache_stats(cache_dir: str | Path) -> dict:
     """Entries, their original and compressed sizes, and the space the cache uses on disk."""
     entries = damaged = original = compressed = 0

@@ -56,8 +56,11 @@ def _main(
     setup_logging(log_format, verbose)
 
 
-def _run(fn: Callable, json_mode: bool, human: Callable[[dict], None] | None = None, failed: Callable[[dict], bool] | None = None):
-    """Call fn(ctx), print its result, exit with the contract's code."""
+def _run(fn: Callable, json_mode: bool, human: Callable[[dict], None] | None = None, failed: Callable[[dict], bool] | None = None,
+         stdout_taken: bool = False):
+    """Call fn(ctx), print its result, exit with the contract's code.
+
+    stdout_taken: the command wrote its data to stdout (`-o -`), so a --json summary goes to stderr."""
     from bookreader_cli.errors import BookreaderError
     from bookreader_cli import output
 
@@ -83,7 +86,9 @@ def _run(fn: Callable, json_mode: bool, human: Callable[[dict], None] | None = N
     finally:
         if ctx is not None:
             ctx.close()
-    if json_mode:
+    if json_mode and stdout_taken:
+        sys.stderr.write(output.dumps(result) + "\n")
+    elif json_mode:
         output.print_json(result)
     elif human is not None:
         human(result)
@@ -283,6 +288,169 @@ def descriptions_cmd(
                 title=f"{result['title']}: {result['count']} descriptions")
 
     _run(lambda ctx: tasks.list_descriptions(ctx, book, type, top, min_priority), format == "json", human)
+
+
+# ---- cfi and cache ----------------------------------------------------------------------------
+from typer.core import TyperGroup  # noqa: E402  (already loaded by typer: costs nothing at start-up)
+
+
+class _DefaultCommandGroup(TyperGroup):
+    """`bookreader cfi BOOK …` means `bookreader cfi generate BOOK …`; `cfi resolve …` and the rest stay
+    subcommands (a book reference is never a subcommand name)."""
+
+    default_command = "generate"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+class _DataOut:
+    """Where a command's data goes: "-" is stdout (the bytes as they are); a path is written atomically (a
+    temporary file beside it, renamed over it), so nobody ever reads half a file. The target is checked
+    when this is made, before the job runs, so a bad one changes nothing."""
+
+    def __init__(self, target: str):
+        from bookreader_cli.errors import BadInput
+
+        self.target = target
+        if target != "-":
+            path = Path(target)
+            if path.is_dir():
+                raise BadInput(f"{target}: is a directory")
+            if not path.parent.is_dir():
+                raise BadInput(f"{target}: no such directory: {path.parent}")
+
+    def __call__(self, data: str | bytes) -> str:
+        from bookreader_cli.errors import BadInput
+
+        data = data.encode("utf-8") if isinstance(data, str) else data
+        if self.target == "-":
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return "stdout"
+        path = Path(self.target)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(temp, path)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            raise BadInput(f"cannot write {self.target}: {exc.strerror or exc}") from None
+        return str(path)
+
+
+cfi_app = typer.Typer(
+    cls=_DefaultCommandGroup, no_args_is_help=True,
+    help="EPUB CFIs for epub.js readers: `cfi BOOK` computes the locations (same as `cfi generate BOOK`).")
+app.add_typer(cfi_app, name="cfi")
+BookRefArg = Annotated[str, typer.Argument(help="Book id, sha256 prefix, or an EPUB file (imported if new).")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Write the data to FILE (atomically), or - for stdout.")]
+
+
+@cfi_app.command("generate")
+def cfi_generate(
+    book: BookRefArg,
+    chars: Annotated[Optional[int], typer.Option("--chars", help="Characters per location, as epub.js locations.generate(N).")] = None,
+    count: Annotated[Optional[int], typer.Option("--count", help="About this many locations (default: settings cfi.count, 2000).")] = None,
+    out: OutputOpt = None,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Compute a book's epub.js locations, store them with the book; -o writes what locations.save() gives."""
+    from bookreader_cli import output, tasks
+
+    _run(lambda ctx: tasks.generate_cfi_locations(ctx, book, count, chars, _DataOut(out) if out else None),
+         json_mode, lambda r: output.print_summary(r, title="CFI locations"), stdout_taken=out == "-")
+
+
+@cfi_app.command("resolve")
+def cfi_resolve(
+    book: BookRefArg,
+    cfi: Annotated[str, typer.Argument(help="An EPUB CFI, e.g. 'epubcfi(/6/4!/4/2/1:0)' (quote it in the shell).")],
+    json_mode: JsonOpt = False,
+) -> None:
+    """Where a CFI points: chapter, character offset in our chapter text, and a snippet from there."""
+    from bookreader_cli import output, tasks
+
+    _run(lambda ctx: tasks.resolve_cfi(ctx, book, cfi), json_mode, lambda r: output.print_summary(r, title="CFI"))
+
+
+@cfi_app.command("from-percentage")
+def cfi_from_percentage_cmd(
+    book: BookRefArg,
+    percentage: Annotated[float, typer.Argument(help="A fraction from 0 to 1, as in epub.js.")],
+    json_mode: JsonOpt = False,
+) -> None:
+    """The CFI at a percentage of the book (epub.js locations.cfiFromPercentage over the stored locations)."""
+    from bookreader_cli import output, tasks
+
+    _run(lambda ctx: tasks.cfi_from_percentage(ctx, book, percentage), json_mode,
+         lambda r: output.print_summary(r, title="CFI from percentage"))
+
+
+@cfi_app.command("to-percentage")
+def cfi_to_percentage_cmd(
+    book: BookRefArg,
+    cfi: Annotated[str, typer.Argument(help="An EPUB CFI (quote it in the shell).")],
+    json_mode: JsonOpt = False,
+) -> None:
+    """How far into the book a CFI is (epub.js locations.percentageFromCfi over the stored locations)."""
+    from bookreader_cli import output, tasks
+
+    _run(lambda ctx: tasks.cfi_to_percentage(ctx, book, cfi), json_mode,
+         lambda r: output.print_summary(r, title="Percentage from CFI"))
+
+
+cache_app = typer.Typer(help="The gzip cache of EPUB files: put, get (byte-identical), stats, clear.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("put")
+def cache_put_cmd(book: BookRefArg, json_mode: JsonOpt = False) -> None:
+    """Cache a book's EPUB (gzip, checksummed, TTL settings cache.ttl_seconds)."""
+    from bookreader_cli import output, tasks
+
+    _run(lambda ctx: tasks.cache_epub_file(ctx, book), json_mode, lambda r: output.print_summary(r, title="Cached"))
+
+
+@cache_app.command("get")
+def cache_get_cmd(book: BookRefArg, out: OutputOpt = None, json_mode: JsonOpt = False) -> None:
+    """The book's original EPUB bytes through the cache: -o FILE, or -o - for stdout (without -o: only check)."""
+    from bookreader_cli import output, tasks
+
+    def human(result: dict) -> None:
+        if result.get("warning"):
+            output.message(f"warning: {result['warning']}")
+        output.print_summary(result, title="Cache get", skip=("warning",))
+
+    _run(lambda ctx: tasks.get_cached_epub(ctx, book, _DataOut(out) if out else None), json_mode, human,
+         stdout_taken=out == "-")
+
+
+@cache_app.command("stats")
+def cache_stats_cmd(json_mode: JsonOpt = False) -> None:
+    """Entries, original and compressed sizes, space used on disk."""
+    from bookreader_cli import output, tasks
+
+    _run(tasks.cache_stats, json_mode, lambda r: output.print_summary(r, title="EPUB cache"))
+
+
+@cache_app.command("clear")
+def cache_clear_cmd(
+    expired: Annotated[bool, typer.Option("--expired", help="Only the entries whose TTL has passed.")] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Remove every cache entry (or only the expired ones)."""
+    from bookreader_cli import output, tasks
+
+    _run(lambda ctx: tasks.cache_clear(ctx, expired), json_mode, lambda r: output.print_summary(r, title="Cache cleared"))
 
 
 # ---- images and cleanup -----------------------------------------------------------------------

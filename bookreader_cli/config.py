@@ -54,6 +54,11 @@ class CacheSettings:
 
 
 @dataclass
+class CfiSettings:
+    count: int = 2000  # epub.js locations per book that `cfi` (without --chars/--count) and `process` aim for
+
+
+@dataclass
 class CelerySettings:
     broker_url: str = "redis://localhost:6379/0"
     result_backend: str = "redis://localhost:6379/0"
@@ -77,6 +82,7 @@ class Settings:
     nlp: NlpSettings = field(default_factory=NlpSettings)
     images: ImageSettings = field(default_factory=ImageSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    cfi: CfiSettings = field(default_factory=CfiSettings)
     celery: CelerySettings = field(default_factory=CelerySettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     cleanup_days: int = 30
@@ -115,8 +121,8 @@ class Settings:
         return d
 
 
-_SECTIONS = {"nlp": NlpSettings, "images": ImageSettings, "cache": CacheSettings, "celery": CelerySettings,
-             "health": HealthSettings}
+_SECTIONS = {"nlp": NlpSettings, "images": ImageSettings, "cache": CacheSettings, "cfi": CfiSettings,
+             "celery": CelerySettings, "health": HealthSettings}
 
 
 def default_home() -> Path:

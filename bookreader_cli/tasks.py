@@ -226,6 +226,7 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
     def job() -> dict:
         started = time.perf_counter()
         chapters = store.chapters(book["id"])
+        epub = EpubExtras(ctx, book, chapters)  # range CFIs, locations and the cache entry (EPUB only)
         lang = book_language(book, chapters[0]["text"] if chapters else "")
         run_key = _run_key(mode, names, settings)
         done = store.chapters_done(book["id"], run_key)
@@ -240,6 +241,7 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
                                        settings=settings):
             chapter = pending[position]
             descriptions = [d.to_dict() if hasattr(d, "to_dict") else d for d in result.descriptions]
+            epub.add_cfis(chapter, descriptions)
             store.store_chapter_descriptions(book["id"], chapter, descriptions, run_key)
             totals["sentences"] += result.sentences_total
             totals["passed"] += result.sentences_passed
@@ -251,6 +253,7 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
                 on_chapter(chapter, len(descriptions))
         by_type = dict(store.conn.execute(
             "SELECT type, count(*) FROM descriptions WHERE book_id = ? GROUP BY type", [book["id"]]).fetchall())
+        epub_result = epub.finish()
         return {
             "book_id": book["id"],
             "total_chapters": len(chapters),
@@ -259,13 +262,14 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
             "status": "completed" if not failures else "completed_with_fallback",
             "nlp_processors_used": [n for n in names if n in used],
             "ensemble_consensus_rate": round(totals["unanimous"] / totals["passed"], 4) if totals["passed"] else 0.0,
-            "cfi_locations_generated": None,
-            "cache_status": None,
+            "cfi_locations_generated": epub_result.pop("cfi_locations_generated"),
+            "cache_status": epub_result.pop("cache_status"),
             "title": book["title"], "language": lang, "mode": mode, "executor": executor, "workers": workers,
             "chapters_processed": len(pending), "chapters_resumed": len(done),
             "sentences_analyzed": totals["sentences"], "sentences_passed": totals["passed"],
             "descriptions_by_type": by_type,
             "processors_unavailable": unavailable, "processor_failures": failures,
+            **epub_result,
         }
 
     with db_lock(store, f"process:{book['id']}", busy_message=f"book {book['id']} is being processed"):
@@ -295,8 +299,10 @@ def nlp_text(ctx: Context, text: str, mode: str | None = None, processors: str |
             "descriptions_found": len(descriptions),
             "consensus_rate": result.consensus_rate,
             "processing_time_seconds": round(time.perf_counter() - started, 3),
-            "quality_metrics": {f"{name}_yes_share": round(v["yes"] / v["ran"], 4) if v["ran"] else 0.0
-                                for name, v in result.votes_summary.items()},
+            # the seed's <name>_confidence: the processor's mean score over the sentences it judged
+            "quality_metrics": {key: value for name, v in result.votes_summary.items() for key, value in (
+                (f"{name}_confidence", v.get("mean_score", 0.0)),
+                (f"{name}_yes_share", round(v["yes"] / v["ran"], 4) if v["ran"] else 0.0))},
             "language": lang,
             "sentences_analyzed": result.sentences_total,
             "sentences_passed": result.sentences_passed,
@@ -341,6 +347,364 @@ def list_descriptions(ctx: Context, ref: str, type: str | None = None, top: int 
     book = lookup_book(ctx, ref)
     rows = ctx.store.descriptions(book["id"], type=type, min_priority=min_priority, top=top)
     return {"book_id": book["id"], "title": book["title"], "count": len(rows), "descriptions": rows}
+
+
+# ---- cfi and cache ----------------------------------------------------------------------------
+# A book is one file content (its sha256): its chapters, descriptions, CFIs and locations all describe
+# those bytes. So every CFI and cache job first proves the bytes it uses are the book's: the file at the
+# book's path while its sha256 still matches, else the EPUB cache's checksummed copy of the same content.
+# A file that was edited is a different book (`books import` gives it its own id); we say so, exit 2.
+EPUB_FORMATS = ("epub2", "epub3")
+CFI_ONLY_EPUB = "CFIs exist only for EPUB books"
+CACHE_ONLY_EPUB = "the EPUB cache holds EPUB files only"
+
+
+def _epub_book(ctx: Context, ref: str, what: str) -> tuple[dict, Path | None]:
+    """The EPUB book `ref` names (an id, a sha256 prefix, or a file, imported if new) and the file the user
+    named, if any. Anything that is not an EPUB is refused before it is imported: bad input changes nothing."""
+    path = Path(ref)
+    given = None
+    if path.is_file():
+        given = path
+        if ctx.store.book_by_sha(file_sha256(path)) is None:
+            from bookreader_cli.books import sniff_format
+
+            try:
+                fmt, kind = sniff_format(path.read_bytes(), path.name)
+            except OSError as exc:
+                raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+            if fmt != "epub":
+                raise BadInput(f"{path.name}: {what}; this is {kind}")
+    book = book_ref_or_file(ctx, ref)
+    if book["format"] not in EPUB_FORMATS:
+        kind = {"fb2": "an FB2 book", "txt": "a plain-text book"}.get(book["format"], f"a {book['format']} book")
+        raise BadInput(f"book {book['id']} ({book['file_name']}) is {kind}: {what}")
+    return book, given
+
+
+def _source_problem(book: dict, path: Path) -> str:
+    """Why the file at `path` is not (or no longer) the book's content, or "" when it is.
+
+    Size and mtime as recorded at import: trusted (as make and rsync do); otherwise the sha256 decides."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return f"its file {path} is gone (moved or deleted)"
+    except OSError as exc:
+        return f"its file {path} cannot be read ({exc.strerror or exc})"
+    if stat.st_size == book["file_size"] and stat.st_mtime == book["file_mtime"]:
+        return ""
+    try:
+        same = stat.st_size == book["file_size"] and file_sha256(path) == book["sha256"]
+    except OSError as exc:
+        return f"its file {path} cannot be read ({exc.strerror or exc})"
+    return "" if same else f"its file {path} has changed since it was imported"
+
+
+def _unavailable(book: dict, problem: str) -> BadInput:
+    fix = ("the edited file is another book: import it (bookreader books import FILE) to get its own id"
+           if "changed" in problem else "name the book by its file, where it is now, instead of by its id")
+    return BadInput(f"book {book['id']}: {problem}, and the EPUB cache holds no copy of it; {fix}")
+
+
+def _cached_copy(ctx: Context, book: dict) -> tuple[bytes, dict] | None:
+    """The cache's verified copy of exactly this book's bytes, if it holds one (and it has not expired)."""
+    from bookreader_cli.cache import cache_peek
+
+    found = cache_peek(ctx.settings.cache_dir, book["id"])
+    return found if found is not None and found[1]["sha256"] == book["sha256"] else None
+
+
+def book_epub_bytes(ctx: Context, book: dict, given: Path | None = None) -> tuple[bytes, str]:
+    """The book's EPUB bytes, proven by sha256: ("file") from its file, else ("cache") the cached copy."""
+    path = given or Path(book["path"])
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        problem = f"its file {path} is gone (moved or deleted)"
+    except OSError as exc:
+        problem = f"its file {path} cannot be read ({exc.strerror or exc})"
+    else:
+        if hashlib.sha256(data).hexdigest() == book["sha256"]:
+            return data, "file"
+        problem = f"its file {path} has changed since it was imported"
+    cached = _cached_copy(ctx, book)
+    if cached is None:
+        raise _unavailable(book, problem)
+    return cached[0], "cache"
+
+
+def _model_chapters(rows: list[dict]):
+    """Stored chapter rows (with text) as the model's Chapter objects, in idx order."""
+    from bookreader_cli.books.model import Chapter, Paragraph
+
+    return [Chapter(r["title"], r["text"], [Paragraph(s, e, k) for s, e, k in r["paragraphs"]], r["source"] or "")
+            for r in sorted(rows, key=lambda r: r["idx"])]
+
+
+def locations_json(locations: list[str]) -> str:
+    """What epub.js `locations.save()` returns: JSON.stringify(array), no spaces, non-ASCII kept."""
+    import json
+
+    return json.dumps(locations, ensure_ascii=False, separators=(",", ":"))
+
+
+def _stored_locations(store, book_id: int) -> tuple[list[str] | None, int | None]:
+    import json
+
+    row = store.conn.execute("SELECT locations, locations_chars FROM books WHERE id = ?", [book_id]).fetchone()
+    return (json.loads(row[0]) if row and row[0] else None), (row[1] if row else None)
+
+
+def _save_locations(store, book_id: int, text: str, chars: int) -> None:
+    store.conn.execute("UPDATE books SET locations = ?, locations_chars = ? WHERE id = ?", [text, chars, book_id])
+
+
+def _positive(value: int | None, option: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise BadInput(f"{option} must be a positive whole number, not {value!r}")
+
+
+def _compute_locations(data: bytes | object, count: int | None, chars: int | None) -> tuple[int, list[str]]:
+    from bookreader_cli.books.cfi import generate_locations, locations_for_count
+    from bookreader_cli.books.cfi_dom import EpubDom
+
+    dom = data if isinstance(data, EpubDom) else EpubDom(data)
+    if chars is not None:
+        return chars, generate_locations(dom, chars)
+    return locations_for_count(dom, count)
+
+
+def _generate_locations_run(ctx: Context, book: dict, given: Path | None, count: int | None, chars: int | None,
+                            write=None) -> dict:
+    from bookreader_cli import runs
+
+    if chars is None and count is None:
+        count = ctx.settings.cfi.count
+    args = {"book_id": book["id"], "chars": chars, "locations_count": None if chars is not None else count}
+
+    def job() -> dict:
+        started = time.perf_counter()
+        data, source = book_epub_bytes(ctx, book, given)
+        used, locations = _compute_locations(data, count, chars)
+        text = locations_json(locations)
+        written = write(text) if write is not None else None  # before storing: a failed write changes nothing
+        _save_locations(ctx.store, book["id"], text, used)
+        return {
+            "book_id": book["id"],
+            "locations_generated": len(locations),
+            "generation_time_seconds": round(time.perf_counter() - started, 3),
+            "file_format": "epub",
+            "status": "completed",
+            "chars": used, "requested_count": args["locations_count"], "epub_version": book["format"],
+            "title": book["title"], "source": source, "output": written,
+            "first": locations[0] if locations else None, "last": locations[-1] if locations else None,
+        }
+
+    return runs.record(ctx.store, "generate_cfi_locations", "books", args, job, retries=2)
+
+
+def generate_cfi_locations(ctx: Context, ref: str, locations_count: int | None = None, chars: int | None = None,
+                           write=None) -> dict:
+    """The book's epub.js locations (the seed's generate_cfi_locations_task): exactly what epub.js
+    `locations.generate(chars)` gives, or about `locations_count` of them (default settings.cfi.count).
+    They are stored with the book; `write(json_text)`, if given, receives what `locations.save()` would
+    return and says where it put it (a path, "stdout")."""
+    if chars is not None and locations_count is not None:
+        raise BadInput("give --chars or --count, not both")
+    _positive(chars, "--chars")
+    _positive(locations_count, "--count")
+    book, given = _epub_book(ctx, ref, CFI_ONLY_EPUB)
+    return _generate_locations_run(ctx, book, given, locations_count, chars, write)
+
+
+def _locations_for(ctx: Context, book: dict, given: Path | None) -> tuple[list[str], int, str]:
+    """The stored locations, else generated (default count) and stored: (locations, chars, how)."""
+    locations, chars = _stored_locations(ctx.store, book["id"])
+    if locations is not None:
+        return locations, chars, "stored"
+    _generate_locations_run(ctx, book, given, None, None)
+    locations, chars = _stored_locations(ctx.store, book["id"])
+    return locations, chars, "generated"
+
+
+def cfi_from_percentage(ctx: Context, ref: str, percentage: float) -> dict:
+    """epub.js `locations.cfiFromPercentage(p)` over the book's stored locations."""
+    from bookreader_cli.books import cfi
+
+    if not 0 <= percentage <= 1:
+        raise BadInput(f"the percentage is a fraction from 0 to 1 (as in epub.js), not {percentage}")
+    book, given = _epub_book(ctx, ref, CFI_ONLY_EPUB)
+    locations, chars, how = _locations_for(ctx, book, given)
+    return {"book_id": book["id"], "percentage": percentage, "cfi": cfi.cfi_from_percentage(locations, percentage),
+            "locations": len(locations), "locations_chars": chars, "locations_source": how}
+
+
+def cfi_to_percentage(ctx: Context, ref: str, cfi_text: str) -> dict:
+    """epub.js `locations.percentageFromCfi(cfi)` over the book's stored locations."""
+    from bookreader_cli.books import cfi
+
+    cfi.parse_cfi(cfi_text)
+    book, given = _epub_book(ctx, ref, CFI_ONLY_EPUB)
+    locations, chars, how = _locations_for(ctx, book, given)
+    return {"book_id": book["id"], "cfi": cfi_text, "percentage": cfi.percentage_from_cfi(locations, cfi_text),
+            "locations": len(locations), "locations_chars": chars, "locations_source": how}
+
+
+def resolve_cfi(ctx: Context, ref: str, cfi_text: str, snippet_chars: int = 80) -> dict:
+    """Where a CFI points in our text: chapter, character offset in the chapter's stored text, a snippet."""
+    from bookreader_cli.books import cfi
+    from bookreader_cli.books.cfi_dom import EpubDom
+    from bookreader_cli.books.cfi_text import describe_cfi
+
+    cfi.parse_cfi(cfi_text)
+    book, given = _epub_book(ctx, ref, CFI_ONLY_EPUB)
+    data, source = book_epub_bytes(ctx, book, given)
+    rows = ctx.store.chapters(book["id"])
+    result = describe_cfi(EpubDom(data), _model_chapters(rows), cfi_text, snippet_chars)
+    result["chapter_index"] = rows[result["chapter_index"]]["idx"]
+    locations, _ = _stored_locations(ctx.store, book["id"])
+    result["percentage"] = cfi.percentage_from_cfi(locations, cfi_text) if locations else None
+    return {"book_id": book["id"], **result, "source": source}
+
+
+class EpubExtras:
+    """What `process` adds for an EPUB: a range CFI per description, the locations, the cached file.
+
+    The EPUB is read and aligned with the chapters once, on first need. When its bytes cannot be had (the
+    file is gone or changed and the cache has no copy) the descriptions are still stored, without CFIs, and
+    the result says why: processing a book never fails for want of its CFIs."""
+
+    def __init__(self, ctx: Context, book: dict, chapters: list[dict]):
+        self.ctx, self.book, self.chapters = ctx, book, chapters
+        self.applicable = book["format"] in EPUB_FORMATS
+        self.problem: str | None = None
+        self.without_cfi = 0
+        self._dom = self._map = self.source = None
+        self._position = {c["idx"]: i for i, c in enumerate(sorted(chapters, key=lambda c: c["idx"]))}
+
+    def dom(self):
+        if self._dom is None and self.problem is None and self.applicable:
+            from bookreader_cli.books.cfi_dom import EpubDom
+
+            try:
+                data, self.source = book_epub_bytes(self.ctx, self.book)
+                self._dom = EpubDom(data)
+            except BadInput as exc:
+                self.problem = str(exc)
+        return self._dom
+
+    def add_cfis(self, chapter: dict, descriptions: list[dict]) -> None:
+        """Set each description's "cfi" (None where the text cannot be placed in the EPUB)."""
+        if not self.applicable or not descriptions:
+            return
+        if self._map is None and self.dom() is not None:
+            from bookreader_cli.books.cfi_text import ChapterMap
+
+            self._map = ChapterMap(self._dom, _model_chapters(self.chapters))
+        for d in descriptions:
+            d["cfi"] = None
+            if self._map is not None:
+                try:
+                    d["cfi"] = self._map.range_cfi(self._position[chapter["idx"]], d["start"], d["end"])
+                except BadInput:
+                    pass
+            self.without_cfi += d["cfi"] is None
+
+    def finish(self) -> dict:
+        """Locations (settings.cfi.count) and the cache entry: the result's CFI and cache fields."""
+        if not self.applicable:
+            return {"cfi_locations_generated": 0, "cache_status": "not_applicable"}
+        out = {"cfi_locations_generated": 0, "cache_status": "source_unavailable",
+               "descriptions_without_cfi": self.without_cfi}
+        if self.dom() is None:
+            out["epub_problem"] = self.problem
+            return out
+        chars, locations = _compute_locations(self._dom, self.ctx.settings.cfi.count, None)
+        _save_locations(self.ctx.store, self.book["id"], locations_json(locations), chars)
+        out.update(cfi_locations_generated=len(locations), locations_chars=chars)
+        if self.source == "file":
+            from bookreader_cli.cache import cache_put
+
+            try:
+                cached = cache_put(self.ctx.settings.cache_dir, self.book["id"], self.book["path"],
+                                   self.ctx.settings.cache.ttl_seconds)
+            except BadInput as exc:  # the file went away since it was read: the descriptions still count
+                out["epub_problem"] = str(exc)
+                return out
+            out["cache_status"] = cached["status"] if cached["sha256"] == self.book["sha256"] else "source_changed"
+        else:
+            out["cache_status"] = "hit"  # the file is gone or changed; the cache's copy served
+            out["epub_problem"] = self.problem or "the book's file is unavailable; its cached copy was used"
+        return out
+
+
+def _verified_source(ctx: Context, book: dict, given: Path | None) -> tuple[Path | None, str]:
+    path = given or Path(book["path"])
+    problem = _source_problem(book, path)
+    return (None, problem) if problem else (path, "")
+
+
+def cache_epub_file(ctx: Context, ref: str) -> dict:
+    """Cache the book's EPUB, gzip-compressed, checksummed, TTL settings.cache.ttl_seconds (the seed's
+    cache_epub_file_task). The file must still be the book's content: an edited file is another book."""
+    from bookreader_cli import runs
+    from bookreader_cli.cache import cache_put
+
+    book, given = _epub_book(ctx, ref, CACHE_ONLY_EPUB)
+    ttl = ctx.settings.cache.ttl_seconds
+
+    def job() -> dict:
+        path, problem = _verified_source(ctx, book, given)
+        if path is None:
+            kept = _cached_copy(ctx, book)
+            if kept is None:
+                raise _unavailable(book, problem)
+            raise BadInput(f"book {book['id']}: {problem}; the cache still holds a verified copy "
+                           f"(bookreader cache get {book['id']}) until it expires")
+        result = cache_put(ctx.settings.cache_dir, book["id"], path, ttl)
+        if result["sha256"] != book["sha256"]:
+            raise BadInput(f"book {book['id']}: its file {path} changed while it was being cached")
+        result.update(title=book["title"], file=str(path.resolve()))
+        return result
+
+    return runs.record(ctx.store, "cache_epub_file", "books", {"book_id": book["id"]}, job)
+
+
+def get_cached_epub(ctx: Context, ref: str, write=None) -> dict:
+    """The book's original EPUB bytes through the cache (hit, or cached/refreshed/rebuilt from the file),
+    handed to `write(bytes)`, which says where it put them. When the file is gone or changed, a verified
+    copy of the book's own bytes still in the cache is served (status "hit", source "cache", a warning)."""
+    from bookreader_cli.cache import cache_fetch
+
+    book, given = _epub_book(ctx, ref, CACHE_ONLY_EPUB)
+    path, problem = _verified_source(ctx, book, given)
+    if path is None:
+        kept = _cached_copy(ctx, book)
+        if kept is None:
+            raise _unavailable(book, problem)
+        data, result = kept
+        result.update(source="cache", warning=f"{problem}; served the cached copy of the book")
+    else:
+        data, result = cache_fetch(ctx.settings.cache_dir, book["id"], path, ctx.settings.cache.ttl_seconds)
+        if result["sha256"] != book["sha256"]:
+            raise BadInput(f"book {book['id']}: its file {path} changed while it was being read")
+        result["source"] = "file" if result["status"] != "hit" else "cache"
+    result["output"] = write(data) if write is not None else None
+    result["title"] = book["title"]
+    return result
+
+
+def cache_stats(ctx: Context) -> dict:
+    from bookreader_cli.cache import cache_stats as stats
+
+    return dict(stats(ctx.settings.cache_dir), ttl_seconds=ctx.settings.cache.ttl_seconds)
+
+
+def cache_clear(ctx: Context, expired_only: bool = False) -> dict:
+    from bookreader_cli.cache import cache_clear as clear
+
+    return clear(ctx.settings.cache_dir, expired_only)
 
 
 # ---- images and cleanup -----------------------------------------------------------------------

@@ -6,10 +6,7 @@ tests below do that again on every run where node and tests/js/node_modules are 
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -29,9 +26,9 @@ from bookreader_cli.books.cfi_dom import EpubDom, parse_html_section, parse_xml_
 from bookreader_cli.books.cfi_text import ChapterMap, cfi_to_chapter_offset, chapter_range_to_cfi
 from bookreader_cli.books.model import Chapter
 from bookreader_cli.errors import BadInput
+from epubjs_helper import needs_epubjs, run_epubjs_batch
 
 REPO = Path(__file__).resolve().parents[1]
-JS_DIR = REPO / "tests" / "js"
 SAMPLES = REPO / "sample_books"
 CORPUS = REPO.parent / "shared" / "corpus"
 
@@ -294,25 +291,8 @@ def test_resolve_points_at_text_nodes(edge_epub):
 
 
 # --- the real epub.js -------------------------------------------------------------------------------------------
-
-
-def _epubjs_available() -> bool:
-    return shutil.which("node") is not None and (JS_DIR / "node_modules" / "epubjs").is_dir() and (
-        JS_DIR / "node_modules" / "jsdom"
-    ).is_dir()
-
-
-needs_epubjs = pytest.mark.skipif(not _epubjs_available(), reason="node or tests/js/node_modules absent (tests/js/install.sh)")
-
-
-def run_epubjs(request: dict) -> dict:
-    """One request to tests/js/epubjs_ref.js (the real epub.js under jsdom)."""
-    done = subprocess.run(
-        ["node", str(JS_DIR / "epubjs_ref.js")],
-        input=json.dumps(request), capture_output=True, text=True, timeout=600, cwd=JS_DIR,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
+# Every question below is put to epub.js in one batch (module fixture `epubjs`): node starts once or twice,
+# not once per book, and the long books run beside the short ones.
 
 
 def _reference_epubs() -> list[Path]:
@@ -322,61 +302,90 @@ def _reference_epubs() -> list[Path]:
     return found
 
 
+PERCENT_VALUES = [0, 0.001, 0.25, 0.5, 0.73, 0.999, 1]
+
+
+def _percentage_cfis(locations: list[str]) -> list[str]:
+    return [locations[0], locations[7], locations[-1], "epubcfi(/8/6!/4/2/1:200)", "epubcfi(/8/18!/4/2/40/1:3)",
+            "epubcfi(/8/2!/4/2[p1]/1:0)", "epubcfi(/8/4[ref-b]!/4/2[d]/2,/1:13,/1:27)"]
+
+
+def _range_cases(path: Path, chapters: list[Chapter]) -> tuple[ChapterMap, list[str], list[str]]:
+    """25 random chapter spans of one book: (its map, their range CFIs, their chapter text)."""
+    mapping = ChapterMap(path, chapters)
+    rng = random.Random(11)
+    cfis, wanted = [], []
+    while len(cfis) < 25:
+        index = rng.randrange(len(chapters))
+        text = chapters[index].text
+        if len(text) < 2:
+            continue
+        start = rng.randrange(len(text) - 1)
+        end = min(len(text), start + rng.randrange(1, 250))
+        if not text[start:end].strip():
+            continue
+        cfi = mapping.range_cfi(index, start, end)
+        if parse_cfi(cfi).spine_pos != parse_cfi(mapping.range_cfi(index, end - 1, end)).spine_pos if text[end - 1].strip() else False:
+            continue  # spans two spine files (a carried heading): epub.js ranges stay in one
+        cfis.append(cfi)
+        wanted.append(text[start:end])
+    return mapping, cfis, wanted
+
+
+@pytest.fixture(scope="module")
+def epubjs(edge_epub) -> dict:
+    """epub.js's answers, keyed by question: ("locations", path, chars), "percentages", ("ranges", path)."""
+    from bookreader_cli.books import load_book
+
+    questions: dict = {}
+    for chars in (150, 1):
+        questions[("locations", edge_epub, chars)] = {"epub": str(edge_epub), "chars": chars, "pause": 0}
+    for path in _reference_epubs():
+        questions[("locations", path, 150)] = {"epub": str(path), "chars": 150, "pause": 0}
+    locations = generate_locations(edge_epub, 150)
+    questions["percentages"] = {"epub": str(edge_epub), "percentages": {
+        "locations": locations, "cfis": _percentage_cfis(locations), "values": PERCENT_VALUES}}
+    cases = {edge_epub: _range_cases(edge_epub, _chapters_like_an_importer(EpubDom(edge_epub)))}
+    for path in _reference_epubs()[:3]:
+        cases[path] = _range_cases(path, load_book(path).chapters)
+    for path, (_, cfis, _) in cases.items():
+        questions[("ranges", path)] = {"epub": str(path), "ranges": cfis}
+    answers = dict(zip(questions, run_epubjs_batch(list(questions.values()))))
+    answers["range_cases"] = cases
+    return answers
+
+
 @needs_epubjs
 @pytest.mark.parametrize("chars", [150, 1])
-def test_edge_book_matches_epubjs(edge_epub, chars):
-    reference = run_epubjs({"epub": str(edge_epub), "chars": chars, "pause": 0})
+def test_edge_book_matches_epubjs(edge_epub, epubjs, chars):
+    reference = epubjs[("locations", edge_epub, chars)]
     assert "error" not in reference, reference.get("error")
     assert generate_locations(edge_epub, chars) == reference["locations"]
 
 
 @needs_epubjs
 @pytest.mark.parametrize("path", _reference_epubs(), ids=lambda p: p.name)
-def test_real_books_match_epubjs(path):
-    reference = run_epubjs({"epub": str(path), "chars": 150, "pause": 0})
+def test_real_books_match_epubjs(path, epubjs):
+    reference = epubjs[("locations", path, 150)]
     if "error" in reference:
         pytest.skip(f"epub.js itself fails on {path.name}: {reference['error'][:200]}")
     assert generate_locations(path, 150) == reference["locations"]
 
 
 @needs_epubjs
-def test_percentages_match_epubjs(edge_epub):
+def test_percentages_match_epubjs(edge_epub, epubjs):
     locations = generate_locations(edge_epub, 150)
-    cfis = [locations[0], locations[7], locations[-1], "epubcfi(/8/6!/4/2/1:200)", "epubcfi(/8/18!/4/2/40/1:3)",
-            "epubcfi(/8/2!/4/2[p1]/1:0)", "epubcfi(/8/4[ref-b]!/4/2[d]/2,/1:13,/1:27)"]
-    values = [0, 0.001, 0.25, 0.5, 0.73, 0.999, 1]
-    reference = run_epubjs({"epub": str(edge_epub), "percentages": {"locations": locations, "cfis": cfis, "values": values}})
-    assert [percentage_from_cfi(locations, c) for c in cfis] == pytest.approx(reference["percentage_from_cfi"])
-    assert [cfi_from_percentage(locations, v) for v in values] == reference["cfi_from_percentage"]
+    reference = epubjs["percentages"]
+    assert [percentage_from_cfi(locations, c) for c in _percentage_cfis(locations)] == pytest.approx(
+        reference["percentage_from_cfi"])
+    assert [cfi_from_percentage(locations, v) for v in PERCENT_VALUES] == reference["cfi_from_percentage"]
 
 
 @needs_epubjs
-def test_range_cfis_resolve_in_epubjs_to_the_description_text(edge_epub):
+def test_range_cfis_resolve_in_epubjs_to_the_description_text(epubjs):
     """epub.js getRange(cfi).toString() gives exactly our resolve_text, and the chapter text's characters."""
-    from bookreader_cli.books import load_book
-
-    books = [(edge_epub, _chapters_like_an_importer(EpubDom(edge_epub)))]
-    for path in _reference_epubs()[:3]:
-        books.append((path, load_book(path).chapters))
-    for path, chapters in books:
-        mapping = ChapterMap(path, chapters)
-        rng = random.Random(11)
-        cfis, wanted = [], []
-        while len(cfis) < 25:
-            index = rng.randrange(len(chapters))
-            text = chapters[index].text
-            if len(text) < 2:
-                continue
-            start = rng.randrange(len(text) - 1)
-            end = min(len(text), start + rng.randrange(1, 250))
-            if not text[start:end].strip():
-                continue
-            cfi = mapping.range_cfi(index, start, end)
-            if parse_cfi(cfi).spine_pos != parse_cfi(mapping.range_cfi(index, end - 1, end)).spine_pos if text[end - 1].strip() else False:
-                continue  # spans two spine files (a carried heading): epub.js ranges stay in one
-            cfis.append(cfi)
-            wanted.append(text[start:end])
-        reference = run_epubjs({"epub": str(path), "ranges": cfis})
+    for path, (mapping, cfis, wanted) in epubjs["range_cases"].items():
+        reference = epubjs[("ranges", path)]
         assert "error" not in reference, reference.get("error")
         for cfi, want, got in zip(cfis, wanted, reference["ranges"]):
             assert got == resolve_text(mapping.dom, cfi), cfi

@@ -40,14 +40,26 @@ def _check_votes(votes, sentences):
         assert 0.0 <= vote.score <= 1.0
         assert vote.yes == (vote.score >= 0.5 and vote.type is not None)
         assert vote.type is None or vote.type in DESCRIPTION_TYPES
-        assert {"categories", "features", "modified_nouns", "entities", "root"} <= set(vote.evidence)
+        if "skipped" in vote.evidence:  # screened out: a plain no
+            assert (vote.score, vote.yes, vote.type) == (0.0, False, None)
+        else:
+            assert {"categories", "features", "modified_nouns", "entities", "root"} <= set(vote.evidence)
         json.dumps(vote.evidence, ensure_ascii=False)  # plain data, storable as JSON
+
+
+def _unscreened(processor: StanzaProcessor, text, sentences):
+    """Votes with every sentence through the pipeline (the screen off), same loaded models."""
+    processor.screen = False
+    try:
+        return processor.score(text, sentences, "ru")
+    finally:
+        processor.screen = True
 
 
 def test_bundled_models_vote_one_per_sentence(bundled):
     sentences = segment(TEXT)
     assert len(sentences) == 3
-    votes = bundled.score(TEXT, sentences, "ru")
+    votes = _unscreened(bundled, TEXT, sentences)
     _check_votes(votes, sentences)
     descriptive, dialogue, thought = votes
     assert descriptive.score > dialogue.score
@@ -72,6 +84,66 @@ def test_empty_and_batched_input(bundled):
     _check_votes(votes, sentences)
     assert len({v.score for v in votes}) == 1  # same sentence, same vote, whichever batch it fell in
     assert bundled.score("", [], "ru") == []
+
+
+def _real_chapters():
+    """A chapter of the bundled sample book, and one of Karamazov when ../shared/corpus is there."""
+    from bookreader_cli.books import load_book
+
+    repo = Path(__file__).resolve().parents[1]
+    chapters = [load_book(repo / "sample_books" / "ru_sample.fb2").chapters[1]]
+    karamazov = repo.parent / "shared" / "corpus" / "ru_txt__d0rj_RusLit" / "dostoevsky_bratya_karamazovy.txt"
+    if karamazov.is_file():
+        chapters.append(load_book(karamazov).chapters[4])  # "Старцы": description and dialogue
+    return chapters
+
+
+def test_screen_changes_no_vote_on_real_sentences(bundled):
+    """Screened-out sentences are ones the full pipeline also votes no on; the rest get the same vote."""
+    skipped = kept = 0
+    for chapter in _real_chapters():
+        sentences = segment(chapter.text, chapter.paragraphs)
+        screened = bundled.score(chapter.text, sentences, "ru")
+        full = _unscreened(bundled, chapter.text, sentences)
+        _check_votes(screened, sentences)
+        for fast, slow in zip(screened, full):
+            if fast.evidence.get("skipped"):
+                skipped += 1
+                assert not slow.yes, slow
+                assert not any(c != "speech" for c in slow.evidence.get("categories", {})), slow.evidence
+            else:
+                kept += 1
+                assert (fast.score, fast.yes, fast.type, fast.evidence) == (slow.score, slow.yes, slow.type, slow.evidence)
+    assert skipped > 0 and kept > 0
+
+
+def test_fast_tree_decoder_matches_stanzas():
+    import numpy as np
+    from stanza.models.common.chuliu_edmonds import chuliu_edmonds_one_root as stanzas
+    from stanza.models.depparse import model as parser_module
+
+    from bookreader_cli.nlp import stanza_speed
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(2, 60))
+        scores = (rng.normal(size=(n, n)) * rng.uniform(0.1, 5)).astype(np.float32)
+        original = scores.copy()
+        assert np.array_equal(stanza_speed.chuliu_edmonds_one_root(scores), stanzas(scores.copy()))
+        assert np.array_equal(scores, original)  # the caller's scores are left alone
+    assert stanza_speed.install()
+    assert parser_module.chuliu_edmonds_one_root is stanza_speed.chuliu_edmonds_one_root
+
+
+def test_ner_only_when_asked(bundled):
+    assert "ner" not in bundled.pipeline.processors
+    with_ner = StanzaProcessor({"stanza_dir": str(BUNDLED_DIR), "stanza_ner": True})
+    with_ner.load()
+    assert "ner" in with_ner.pipeline.processors
+    sentences = segment(TEXT)
+    votes = with_ner.score(TEXT, sentences, "ru")
+    _check_votes(votes, sentences)
+    assert votes[0].yes
 
 
 def test_unavailable_with_a_clear_reason(tmp_path):

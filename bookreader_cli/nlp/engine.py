@@ -243,7 +243,9 @@ def _finish(text, sentences, votes, failures, timings, plan_: Plan, lang, starte
     decisions = ensemble.decide(sentences, votes, plan_.config)
     descriptions = ensemble.merge(text, sentences, decisions, plan_.config)
     timings["total_seconds"] = round(time.perf_counter() - started, 4)
-    summary = {name: {"ran": len(v), "yes": sum(1 for x in v.values() if x.yes)} for name, v in votes.items()}
+    summary = {name: {"ran": len(v), "yes": sum(1 for x in v.values() if x.yes),
+                      "mean_score": round(sum(x.score for x in v.values()) / len(v), 4) if v else 0.0}
+               for name, v in votes.items()}
     result = AnalysisResult(
         mode=plan_.mode, lang=lang, descriptions=descriptions, sentences_total=len(sentences),
         sentences_passed=sum(1 for d in decisions if d.passed), votes_summary=summary,
