@@ -3,6 +3,8 @@
 Each book is parsed N times in this one process (after one warm-up parse that also loads lxml/ebooklib)
 and min / median / max wall-clock seconds are printed with the book's size, chapters and characters.
 Books missing from ../shared/corpus are skipped. Extra paths may be given on the command line.
+`cli_s` is the whole `bookreader books import FILE` in a fresh process and a fresh home (interpreter
+start, sha256, parse, SQLite write), once per book.
 
     .venv/bin/python bench/bench_import.py [--runs 5] [--json] [extra book paths...]
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,14 +60,23 @@ def main() -> None:
             "min_s": round(min(seconds), 3),
             "median_s": round(statistics.median(seconds), 3),
             "max_s": round(max(seconds), 3),
+            "cli_s": _cli_import_seconds(path),
         }
     if args.json:
         print(json.dumps({"runs": args.runs, "books": results}, ensure_ascii=False, indent=2))
         return
-    print(f"{'book':45} {'format':6} {'MB':>5} {'chapters':>8} {'chars':>9} {'min s':>6} {'median':>6} {'max':>6}")
+    print(f"{'book':45} {'format':6} {'MB':>5} {'chapters':>8} {'chars':>9} {'min s':>6} {'median':>6} {'max':>6} {'cli s':>6}")
     for name, r in results.items():
         print(f"{name[:45]:45} {r['format']:6} {r['bytes'] / 2**20:5.1f} {r['chapters']:8} {r['characters']:9} "
-              f"{r['min_s']:6.3f} {r['median_s']:6.3f} {r['max_s']:6.3f}")
+              f"{r['min_s']:6.3f} {r['median_s']:6.3f} {r['max_s']:6.3f} {r['cli_s']:6.3f}")
+
+
+def _cli_import_seconds(path: Path) -> float:
+    with tempfile.TemporaryDirectory() as home:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bookreader_cli", "--home", home, "books", "import", str(path), "--json"],
+                       check=True, capture_output=True)
+        return round(time.perf_counter() - started, 3)
 
 
 if __name__ == "__main__":

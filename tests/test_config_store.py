@@ -1,6 +1,5 @@
 """Settings precedence and the store's migrations, on a real SQLite file."""
 
-import sqlite3
 
 import pytest
 

@@ -48,7 +48,8 @@ def test_sequential_mode_votes_in_this_process():
     # both say yes only on the snow sentence; equal weights (1.0 each, unknown names) → 0.5 < 0.6 elsewhere
     assert _texts(r) == ["Кругом лежал глубокий снег, и сугробы доходили до окон."]
     assert r.consensus_rate == 1.0
-    assert r.votes_summary == {"snow_a": {"ran": 3, "yes": 1}, "snow_b": {"ran": 3, "yes": 2}}
+    assert r.votes_summary == {"snow_a": {"ran": 3, "yes": 1, "mean_score": 0.3667},
+                               "snow_b": {"ran": 3, "yes": 2, "mean_score": 0.6333}}
 
 
 def test_parallel_mode_runs_each_processor_in_its_own_worker_and_takes_the_union(pool):

@@ -21,6 +21,8 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from bookreader_cli.config import ImageSettings
+
 from bookreader_cli.images.files import ImageInfo, InvalidImage, validate_image
 
 log = logging.getLogger("bookreader.images")
@@ -28,32 +30,9 @@ log = logging.getLogger("bookreader.images")
 RETRYABLE_STATUSES = frozenset({408, 425, 429}) | frozenset(range(500, 600))  # 5xx includes Cloudflare's 524
 
 
-@dataclass(frozen=True)
-class ImageOptions:
-    """Everything the client and the generator need; built from config.ImageSettings (or any look-alike)."""
-
-    base_url: str = "https://image.pollinations.ai"
-    path_prefix: str = "prompt"  # GET {base_url}/{path_prefix}/{prompt}; the newer gateway uses "image"
-    model: str = "flux"
-    width: int = 1024
-    height: int = 768
-    nologo: bool = True
-    enhance: bool = False
-    api_key_env: str = "POLLINATIONS_API_KEY"
-    concurrency: int = 4
-    rate_per_second: float = 2.0  # shared by all threads; 0 = unlimited
-    connect_timeout: float = 10.0
-    read_timeout: float = 120.0
-    total_timeout: float = 180.0  # per image, across all attempts and waits
-    max_retries: int = 3  # retries after the first attempt
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    max_retry_after: float = 300.0  # a server asking for a longer wait than this is a failure, not a sleep
-    min_px: int = 16
-    max_px: int = 8192
-    max_bytes: int = 40 * 1024 * 1024
-    prompt_max_chars: int = 400
-    daily_limit_per_user: int = 0  # 0: no limit
+@dataclass
+class ImageOptions(ImageSettings):
+    """The image settings one client run uses, built from a Settings, an ImageSettings or a dict."""
 
     @classmethod
     def from_settings(cls, settings=None, **overrides) -> "ImageOptions":

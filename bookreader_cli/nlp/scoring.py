@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, Lexicon, best_type, type_from_counts, type_totals  # noqa: F401 (best_type re-exported)
 
