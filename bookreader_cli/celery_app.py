@@ -214,7 +214,7 @@ def _register(app: Celery, name: str, function: str, max_retries: int, options: 
         else:
             result = call_task_function(function, *args, **kwargs)
         if name == "bookreader.health_check" and isinstance(result, dict):
-            result.setdefault("worker_id", self.request.hostname)
+            result["worker_id"] = self.request.hostname  # the Celery node name, not the local default
         return result
 
     run.__name__ = function
