@@ -739,3 +739,8 @@ def main() -> None:
     except BrokenPipeError:  # `bookreader … | head`
         sys.stderr.close()
         sys.exit(0)
+    except OSError as exc:  # stdout itself failed (a full disk, a closed terminal): one line, not a traceback
+        from bookreader_cli import output
+
+        output.error(f"cannot write output: {exc.strerror or exc}", False, 1)
+        sys.exit(1)

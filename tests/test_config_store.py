@@ -82,3 +82,18 @@ def test_unknown_id_is_exit_2_with_one_line(cli, home):
     import json
 
     assert json.loads(res.stderr)["exit_code"] == 2
+
+
+def test_a_stdout_that_fails_is_one_line_not_a_traceback(home):
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    env = dict(os.environ, BOOKREADER_HOME=str(home), NO_COLOR="1")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "bookreader_cli", "config", "--json"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["error: cannot write output: No space left on device"]
