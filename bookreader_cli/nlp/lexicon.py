@@ -101,7 +101,3 @@ def best_type(totals: dict[str, float]) -> str | None:
         return None
     return max(TYPE_ORDER, key=lambda k: (totals.get(k, 0.0), -TYPE_ORDER.index(k)))
 
-
-def type_from_counts(counts: dict[str, float]) -> str | None:
-    """The description type with the most weighted hits (ties: character first)."""
-    return best_type(type_totals(counts))

@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, Lexicon, best_type, type_from_counts, type_totals  # noqa: F401 (best_type re-exported)
+from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, Lexicon, best_type, type_totals  # noqa: F401 (best_type re-exported)
 
 # Dialogue-ish punctuation inside a sentence: quoted speech, a colon before speech.
 SPEECH_MARKS = ("«", "»", "“", "”", '"')
@@ -33,18 +33,6 @@ def category_hits(lemmas: list[str], lexicon: Lexicon) -> Counter:
         for category in lexicon.categories(lemma):
             hits[category] += 1
     return hits
-
-
-def visual_type(hits: Counter, boosts: dict[str, float] | None = None) -> str | None:
-    """Type from category hits, plus extra weight per type from the processor's own patterns."""
-    counts = {c: float(n) for c, n in hits.items() if CATEGORY_TYPE.get(c)}
-    for kind, extra in (boosts or {}).items():
-        if extra <= 0:
-            continue
-        # spread a type boost over a representative category of that type
-        category = next(c for c, t in CATEGORY_TYPE.items() if t == kind)
-        counts[category] = counts.get(category, 0.0) + extra
-    return type_from_counts(counts)
 
 
 def base_features(hits: Counter, n_words: int, text: str) -> dict[str, float]:
@@ -85,7 +73,7 @@ def picture_type(type_hits: Counter, boosts: dict[str, float] | None = None,
 def picture_scores(type_hits: Counter, boosts: dict[str, float] | None = None,
                    subjects: Subjects | None = None) -> dict[str, float]:
     """Weighted evidence per description type: lexicon hits × TYPE_WEIGHT plus the processor's pattern
-    boosts (as in visual_type); clothes with nobody to wear them (no person or animal in the sentence)
+    boosts (spread over a representative category of each type); clothes with nobody to wear them (no person or animal in the sentence)
     count as things (`object`). The ensemble sums these over processors, weighted by weight × score."""
     counts: Counter = Counter({c: float(n) for c, n in type_hits.items()})
     if subjects is not None and not subjects.person_present and counts.get("clothing"):
