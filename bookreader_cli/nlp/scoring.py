@@ -11,7 +11,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, Lexicon, best_type, type_totals  # noqa: F401 (best_type re-exported)
+from bookreader_cli.nlp.base import Vote
+from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, Lexicon, best_type, type_totals
 
 # Dialogue-ish punctuation inside a sentence: quoted speech, a colon before speech.
 SPEECH_MARKS = ("«", "»", "“", "”", '"')
@@ -82,3 +83,17 @@ def picture_scores(type_hits: Counter, boosts: dict[str, float] | None = None,
         if amount > 0:
             counts[next(c for c, t in CATEGORY_TYPE.items() if t == kind)] += amount
     return {k: round(v, 3) for k, v in type_totals(counts).items() if v > 0}
+
+
+def has_look(hits: Counter) -> bool:
+    """The sentence names something of a being's look: body, clothing or appearance words."""
+    return hits["body"] + hits["clothing"] + hits["appearance"] > 0
+
+
+def verdict(index: int, score: float, cutoff: float, type_scores: dict[str, float], evidence: dict,
+            features: dict[str, float]) -> Vote:
+    """The rule every processor votes by: yes when its score reaches its own cut-off and the sentence has a
+    type (the best of `type_scores`); the evidence carries the type scores and the rounded features."""
+    kind = best_type(type_scores)
+    evidence = dict(evidence, type_scores=type_scores, features={k: round(v, 3) for k, v in features.items()})
+    return Vote(index, round(score, 4), score >= cutoff and kind is not None, kind, evidence)

@@ -20,7 +20,7 @@ from collections import Counter
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import route_pymorphy2_to_pymorphy3, single_thread_math
 from bookreader_cli.nlp.lexicon import SETTING_CATEGORIES, load as load_lexicon
-from bookreader_cli.nlp.scoring import Subjects, base_features, best_type, linear_score, picture_scores
+from bookreader_cli.nlp.scoring import Subjects, base_features, has_look, linear_score, picture_scores, verdict
 from bookreader_cli.nlp.tree import repair_tree
 
 # Fitted on the dev gold set with bench/fit_weights.py (logistic regression), then rounded.
@@ -195,21 +195,16 @@ class NatashaProcessor:
         })
         score = linear_score(features, WEIGHTS, BIAS)
         looked_at = sum(1 for j, r in enumerate(rels) if r == "nsubj" and (j in per_tokens or "animals" in cats[j]))
-        has_look = hits["body"] + hits["clothing"] + hits["appearance"] > 0
         subjects = _subjects(morph_tokens, pos, rels, cats, per_tokens)
         type_scores = picture_scores(type_hits, {"atmosphere": 2.0 * state,
-                                        "character": 1.0 * person_look + (1.0 * looked_at if has_look else 0.0),
+                                        "character": 1.0 * person_look + (1.0 * looked_at if has_look(hits) else 0.0),
                                         "location": 1.0 * loc_entities}, subjects)
-        kind = best_type(type_scores)
-        yes = score >= CUTOFF and kind is not None
         evidence = {
             "categories": dict(hits),
-            "type_scores": type_scores,
             "modified_nouns": modified[:8],
             "entities": [(s.type, sentence.text[s.start:s.stop]) for s in ner_spans],
-            "features": {k: round(v, 3) for k, v in features.items()},
         }
-        return Vote(sentence.index, round(score, 4), yes, kind, evidence)
+        return verdict(sentence.index, score, CUTOFF, type_scores, evidence, features)
 
 
 _NOMINALS = {"NOUN", "PROPN", "PRON"}

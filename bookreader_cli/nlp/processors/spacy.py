@@ -16,7 +16,7 @@ from collections import Counter
 
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, SETTING_CATEGORIES, load as load_lexicon
-from bookreader_cli.nlp.scoring import Subjects, base_features, best_type, linear_score, picture_scores
+from bookreader_cli.nlp.scoring import Subjects, base_features, linear_score, picture_scores, verdict
 
 TRAINED_PIPELINES = {"ru": ("ru_core_news_lg", "ru_core_news_md", "ru_core_news_sm"),
                      "en": ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")}
@@ -197,11 +197,8 @@ class SpacyProcessor:
         boosts = {"character": 2.0 * (patterns["WITH_FEATURE"] + patterns["WEARING"]),
                   "atmosphere": 2.0 * patterns["STATE"]}
         type_scores = picture_scores(type_hits, boosts, _subjects(doc, lexicon))
-        kind = best_type(type_scores)
-        yes = score >= CUTOFF and kind is not None
-        evidence = {"categories": dict(hits), "patterns": matched[:12], "type_scores": type_scores,
-                    "features": {k: round(v, 3) for k, v in features.items()}}
-        return Vote(sentence.index, round(score, 4), yes, kind, evidence)
+        evidence = {"categories": dict(hits), "patterns": matched[:12]}
+        return verdict(sentence.index, score, CUTOFF, type_scores, evidence, features)
 
 
 def _subjects(doc, lexicon) -> Subjects:

@@ -28,7 +28,7 @@ from pathlib import Path
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import single_thread_math
 from bookreader_cli.nlp.lexicon import SETTING_CATEGORIES, load as load_lexicon
-from bookreader_cli.nlp.scoring import Subjects, base_features, best_type, linear_score, picture_scores
+from bookreader_cli.nlp.scoring import Subjects, base_features, has_look, linear_score, picture_scores, verdict
 from bookreader_cli.nlp.stanza_models import StanzaModels, resolve_models
 
 WEIGHTS = {
@@ -291,25 +291,20 @@ def vote_for(sentence: Sentence, analysed, lexicon) -> Vote:
         "dialogue_line": float(sentence.text.lstrip()[:1] in ("—", "–", "-")),
     })
     score = linear_score(features, WEIGHTS, BIAS)
-    has_look = hits["body"] + hits["clothing"] + hits["appearance"] > 0
     persons = sum(1 for kind, _ in entities if kind == "PER")
     # anybody who could wear the clothes named: an animate noun, a personal pronoun, an animal (Stanza's morphology)
     being = any((u in ("NOUN", "PROPN") and f.get("Animacy") == "Anim") or (u == "PRON" and "Person" in f)
                 or "animals" in c for u, f, c in zip(upos, feats, cats))
     type_scores = picture_scores(type_hits, {"atmosphere": 1.5 * states, "location": 1.0 * loc_entities,
-                                             "character": 1.0 * persons if has_look else 0.0},
+                                             "character": 1.0 * persons if has_look(hits) else 0.0},
                                  Subjects(person_present=being or persons > 0))
-    kind = best_type(type_scores)
-    yes = score >= CUTOFF and kind is not None
     evidence = {
         "categories": dict(hits),
-        "type_scores": type_scores,
         "modified_nouns": modified[:8],
         "entities": entities[:8],
         "root": f"{texts[root]}/{upos[root]}",
-        "features": {k: round(v, 3) for k, v in features.items()},
     }
-    return Vote(sentence.index, round(score, 4), yes, kind, evidence)
+    return verdict(sentence.index, score, CUTOFF, type_scores, evidence, features)
 
 
 def _feats(value: str | None) -> dict[str, str]:
