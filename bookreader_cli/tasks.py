@@ -285,6 +285,10 @@ def nlp_text(ctx: Context, text: str, mode: str | None = None, processors: str |
         started = time.perf_counter()
         result = analyze_text(text, None, lang=lang, mode=mode, processors=names, settings=ctx.settings)
         descriptions = [d.to_dict() for d in result.descriptions]
+        metrics = {}  # the seed's <name>_confidence: the processor's mean score over the sentences it judged
+        for name, v in result.votes_summary.items():
+            metrics[f"{name}_confidence"] = v["mean_score"]
+            metrics[f"{name}_yes_share"] = round(v["yes"] / v["ran"], 4) if v["ran"] else 0.0
         return {
             "chapter_id": None,
             "mode": mode,
@@ -292,10 +296,7 @@ def nlp_text(ctx: Context, text: str, mode: str | None = None, processors: str |
             "descriptions_found": len(descriptions),
             "consensus_rate": result.consensus_rate,
             "processing_time_seconds": round(time.perf_counter() - started, 3),
-            # the seed's <name>_confidence: the processor's mean score over the sentences it judged
-            "quality_metrics": {key: value for name, v in result.votes_summary.items() for key, value in (
-                (f"{name}_confidence", v.get("mean_score", 0.0)),
-                (f"{name}_yes_share", round(v["yes"] / v["ran"], 4) if v["ran"] else 0.0))},
+            "quality_metrics": metrics,
             "language": lang,
             "sentences_analyzed": result.sentences_total,
             "sentences_passed": result.sentences_passed,
