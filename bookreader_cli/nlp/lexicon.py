@@ -38,6 +38,12 @@ def normalize(word: str) -> str:
     return word.lower().replace("ё", "е")
 
 
+def without_yo(text: str) -> str:
+    """Russian text as the taggers learnt it: Natasha's news models (and Stanza models trained from their
+    output) saw "е" for "ё" and mistag words with it ("на нём" → a noun "нем"); the swap keeps offsets."""
+    return text.replace("ё", "е").replace("Ё", "Е")
+
+
 @dataclass
 class Lexicon:
     lang: str

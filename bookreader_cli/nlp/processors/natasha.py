@@ -19,8 +19,9 @@ from collections import Counter
 
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import route_pymorphy2_to_pymorphy3, single_thread_math
-from bookreader_cli.nlp.lexicon import SETTING_CATEGORIES, load as load_lexicon
-from bookreader_cli.nlp.scoring import Subjects, base_features, has_look, linear_score, picture_scores, verdict
+from bookreader_cli.nlp.lexicon import load as load_lexicon, without_yo
+from bookreader_cli.nlp.scoring import base_features, has_look, linear_score, picture_scores, verdict
+from bookreader_cli.nlp.syntax import Tree, is_being, typing_hits
 from bookreader_cli.nlp.tree import repair_tree
 
 # Fitted on the dev gold set with bench/fit_weights.py (logistic regression), then rounded.
@@ -97,7 +98,7 @@ class NatashaProcessor:
             if i not in selected:
                 votes[i] = Vote(sentence.index, 0.0, False, None, {"skipped": "no word can be a visual lemma"})
         if todo:
-            chunk = [tokens[i] for i in todo]
+            chunk = [[without_yo(w) for w in tokens[i]] for i in todo]
             morphs = list(self.models["morph"].map(chunk))
             parses = list(self.models["syntax"].map(chunk))
             # NER only where a name can be: a capitalised word after the first one
@@ -151,13 +152,8 @@ class NatashaProcessor:
         cats = [lexicon.categories(lemma) for lemma in lemmas]
 
         hits: Counter = Counter()
-        type_hits: Counter = Counter()  # setting nouns in a prepositional phrase weigh half
-        for i, c in enumerate(cats):
-            for category in c:
-                hits[category] += 1
-                after_preposition = i > 0 and pos[i - 1] == "ADP"
-                weight = 0.5 if (after_preposition and category in SETTING_CATEGORIES) else 1.0
-                type_hits[category] += weight
+        for c in cats:
+            hits.update(c)
         children: dict[int, list[int]] = {}
         for i, h in enumerate(heads):
             children.setdefault(h, []).append(i)
@@ -176,7 +172,10 @@ class NatashaProcessor:
         per_tokens = set()
         for span in ner_spans:
             if span.type == "PER":
-                per_tokens.update(_tokens_in(morph_tokens, sentence.text, span.start, span.stop))
+                per_tokens.update(_tokens_in(morph_tokens, without_yo(sentence.text), span.start, span.stop))
+        beings = {j for j, t in enumerate(morph_tokens)
+                  if pos[j] in _NOMINALS and is_being(t.pos, t.feats, cats[j], j in per_tokens, lemmas[j])}
+        type_hits = typing_hits(Tree(lemmas, pos, heads, rels, cats, beings))
         person_look = sum(1 for i, c in enumerate(cats)
                           if "posture" in c and any(rels[j] == "nsubj" and (j in per_tokens or "animals" in cats[j])
                                                     for j in children.get(i, [])))
@@ -195,10 +194,9 @@ class NatashaProcessor:
         })
         score = linear_score(features, WEIGHTS, BIAS)
         looked_at = sum(1 for j, r in enumerate(rels) if r == "nsubj" and (j in per_tokens or "animals" in cats[j]))
-        subjects = _subjects(morph_tokens, pos, rels, cats, per_tokens)
         type_scores = picture_scores(type_hits, {"atmosphere": 2.0 * state,
                                         "character": 1.0 * person_look + (1.0 * looked_at if has_look(hits) else 0.0),
-                                        "location": 1.0 * loc_entities}, subjects)
+                                        "location": 1.0 * loc_entities})
         evidence = {
             "categories": dict(hits),
             "modified_nouns": modified[:8],
@@ -207,22 +205,7 @@ class NatashaProcessor:
         return verdict(sentence.index, score, CUTOFF, type_scores, evidence, features)
 
 
-_NOMINALS = {"NOUN", "PROPN", "PRON"}
-
-
-def _is_being(token, categories, j: int, per_tokens: set) -> bool:
-    """A person or an animal: PER entity, animate noun, personal pronoun, or an animal from the lexicon."""
-    if j in per_tokens or "animals" in categories:
-        return True
-    if token.pos in ("NOUN", "PROPN"):
-        return token.feats.get("Animacy") == "Anim"
-    return token.pos == "PRON" and "Person" in token.feats
-
-
-def _subjects(morph_tokens, pos, rels, cats, per_tokens: set) -> Subjects:
-    """Is anybody in the sentence who could wear the clothes it names?"""
-    present = any(pos[j] in _NOMINALS and _is_being(t, cats[j], j, per_tokens) for j, t in enumerate(morph_tokens))
-    return Subjects(person_present=present)
+_NOMINALS = {"NOUN", "PROPN", "PRON", "DET"}
 
 
 def _tokens_in(tokens, text: str, start: int, stop: int) -> list[int]:

@@ -27,8 +27,9 @@ from pathlib import Path
 
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import single_thread_math
-from bookreader_cli.nlp.lexicon import SETTING_CATEGORIES, load as load_lexicon
-from bookreader_cli.nlp.scoring import Subjects, base_features, has_look, linear_score, picture_scores, verdict
+from bookreader_cli.nlp.lexicon import load as load_lexicon, without_yo
+from bookreader_cli.nlp.scoring import base_features, has_look, linear_score, picture_scores, verdict
+from bookreader_cli.nlp.syntax import Tree, is_being, typing_hits
 from bookreader_cli.nlp.stanza_models import StanzaModels, resolve_models
 
 WEIGHTS = {
@@ -139,7 +140,7 @@ class StanzaProcessor:
         with torch.inference_mode():
             for start in range(0, len(todo), BATCH_SENTENCES):
                 chunk = todo[start : start + BATCH_SENTENCES]
-                doc = self.pipeline([tokens[i] for i in chunk])
+                doc = self.pipeline([[without_yo(w) for w in tokens[i]] if lang == "ru" else tokens[i] for i in chunk])
                 for i, analysed in zip(chunk, doc.sentences):
                     votes[i] = vote_for(sentences[i], analysed, lexicon)
         return votes  # type: ignore[return-value]
@@ -253,12 +254,8 @@ def vote_for(sentence: Sentence, analysed, lexicon) -> Vote:
         children.setdefault(h, []).append(i)
 
     hits: Counter = Counter()
-    type_hits: Counter = Counter()
-    for i, c in enumerate(cats):
-        for category in c:
-            hits[category] += 1
-            after_preposition = i > 0 and upos[i - 1] == "ADP"
-            type_hits[category] += 0.5 if (after_preposition and category in SETTING_CATEGORIES) else 1.0
+    for c in cats:
+        hits.update(c)
 
     n_words = sum(1 for t in texts if t.isalpha()) or 1
     modifiers = sum(1 for u, f in zip(upos, feats) if u == "ADJ" or (u == "VERB" and f.get("VerbForm") == "Part"))
@@ -292,12 +289,11 @@ def vote_for(sentence: Sentence, analysed, lexicon) -> Vote:
     })
     score = linear_score(features, WEIGHTS, BIAS)
     persons = sum(1 for kind, _ in entities if kind == "PER")
-    # anybody who could wear the clothes named: an animate noun, a personal pronoun, an animal (Stanza's morphology)
-    being = any((u in ("NOUN", "PROPN") and f.get("Animacy") == "Anim") or (u == "PRON" and "Person" in f)
-                or "animals" in c for u, f, c in zip(upos, feats, cats))
+    beings = {j for j, (u, f, c, lemma) in enumerate(zip(upos, feats, cats, lemmas))
+              if is_being(u, f, c, lemma=lemma, lang=lexicon.lang)}
+    type_hits = typing_hits(Tree(lemmas, upos, heads, rels, cats, beings, lang=lexicon.lang))
     type_scores = picture_scores(type_hits, {"atmosphere": 1.5 * states, "location": 1.0 * loc_entities,
-                                             "character": 1.0 * persons if has_look(hits) else 0.0},
-                                 Subjects(person_present=being or persons > 0))
+                                             "character": 1.0 * persons if has_look(hits) else 0.0})
     evidence = {
         "categories": dict(hits),
         "modified_nouns": modified[:8],
