@@ -101,3 +101,28 @@ def test_votes_do_not_depend_on_yo(name):
     plain = without_yo(text)
     without = processor.score(plain, segment(plain), "ru")
     assert [(v.yes, v.type, v.score) for v in with_yo] == [(v.yes, v.type, v.score) for v in without]
+
+
+def test_size_and_colour_words_type_what_they_describe():
+    room = tree([("она", "PRON", 1, "nsubj"), ("увидеть", "VERB", -1, "root"), ("громадный", "ADJ", 3, "amod"),
+                 ("комната", "NOUN", 1, "obj")], beings={0})
+    hits = typing_hits(room)
+    assert hits["appearance"] == 0 and hits["interior"] == 2  # the room's size, not a person's
+    old_man = tree([("громадный", "ADJ", 1, "amod"), ("старик", "NOUN", 2, "nsubj"), ("сидеть", "VERB", -1, "root")],
+                   beings={1})
+    assert typing_hits(old_man)["appearance"] == 1
+    huts = tree([("изба", "NOUN", 1, "nsubj"), ("низкий", "ADJ", -1, "root")])  # "избы низки"
+    assert typing_hits(huts)["appearance"] == 0 and typing_hits(huts)["architecture"] == 2
+    unknown = tree([("громадный", "ADJ", 1, "amod"), ("дело", "NOUN", -1, "root")])
+    assert typing_hits(unknown)["appearance"] == 0
+    alone = tree([("громадный", "ADJ", -1, "root")])
+    assert typing_hits(alone)["appearance"] == 1
+
+
+@pytest.mark.parametrize("name", ["spacy", "natasha", "stanza"])
+def test_words_of_look_follow_their_noun_in_every_processor(name):
+    processor, _ = loaded_processor(name)
+    text = "Вдали показался громадный старый дом с высокими узкими окнами. Навстречу шёл громадный худой старик."
+    house, man = processor.score(text, segment(text), "ru")
+    assert house.type == "location" and house.evidence["type_scores"].get("character", 0) < 1
+    assert man.type == "character"

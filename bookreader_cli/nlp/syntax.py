@@ -1,4 +1,4 @@
-"""What a dependency tree tells about who is pictured, for the processors that parse (Natasha, Stanza).
+"""What a dependency tree tells about what is pictured, for the processors that parse (Natasha, Stanza).
 
 The guideline's rule "clothes being worn belong to character; a piece of clothing not being worn is an
 object" needs to know whether a garment is on somebody. The tree says so when the garment is
@@ -11,6 +11,8 @@ A garment in a list of things, on a peg or in a trunk is none of these, so it co
 
 Likewise a verb of posture is a character's only when somebody holds the posture: "тянулась река",
 "стоял самовар" place a thing, and the thing's own word types the sentence.
+And a word of look (size, age, shape) types what it describes: "громадная комната" is a room's look,
+"громадный старик" a person's.
 Checked on random sentences of Капитанская дочка and Карамазовы (not the gold set): the garment rule
 was right on about four in five; the misses are mostly parser errors.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bookreader_cli.nlp.lexicon import SETTING_CATEGORIES
+from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, SETTING_CATEGORIES
 
 WORN_PREPOSITIONS = {"ru": {"в", "во", "без"}, "en": {"in", "without"}}
 HAVING_PREPOSITIONS = {"ru": {"на", "у"}, "en": {"on"}}
@@ -119,6 +121,28 @@ def _thing_placed(tree: Tree, i: int) -> bool:
     return bool(subjects) and not any(k in tree.beings for j in subjects for k in tree.subtree(j, 2))
 
 
+_LOOK_CATEGORIES = ("body", "clothing", "animals", "appearance")
+
+
+def _described(tree: Tree, i: int) -> int | None:
+    """The noun a modifier describes: its head for "громадную комнату", the subject for "избы низки"."""
+    if tree.rels[i] in ("amod", "acl") and tree.heads[i] >= 0:
+        return tree.heads[i]
+    subjects = [j for j in tree.kids(i) if tree.rels[j] == "nsubj"]
+    return subjects[0] if subjects else None
+
+
+def _look_of(tree: Tree, i: int) -> str | None:
+    """A word of look (size, age, shape) types what it describes: "громадный старик" is a person's look
+    (`appearance`), "громадная комната" a room's (the room's category), "громадное дело" nothing. Without
+    a described noun it stays a person's look."""
+    noun = _described(tree, i)
+    if noun is None or noun in tree.beings or tree.cats[noun] & set(_LOOK_CATEGORIES):
+        return "appearance"
+    typed = sorted(c for c in tree.cats[noun] if CATEGORY_TYPE.get(c))
+    return typed[0] if typed else None
+
+
 def typing_hits(tree: Tree) -> Counter:
     """Lexicon hits as type evidence: a setting noun in a prepositional phrase ("в комнате") weighs half
     (it is where the picture is, seldom what it shows); clothes that nobody wears count as things; a
@@ -132,6 +156,10 @@ def typing_hits(tree: Tree) -> Counter:
                 category = "objects"
             if category == "posture" and _thing_placed(tree, i):
                 continue
+            if category == "appearance":
+                category = _look_of(tree, i)
+                if category is None:
+                    continue
             hits[category] += weight
     return hits
 

@@ -177,7 +177,9 @@ class SpacyProcessor:
                 hits[category] += 1
                 after_preposition = start > 0 and doc[start - 1].pos_ == "ADP"
                 weight = 0.5 if (after_preposition and category in SETTING_CATEGORIES) else 1.0
-                type_hits[category] += weight
+                typed = _look_of(doc, start, lexicon) if category == "appearance" else category
+                if typed:
+                    type_hits[typed] += weight
             else:
                 patterns[label] += 1
                 matched.append(f"{label}:{doc[start:end].text}")
@@ -201,19 +203,39 @@ class SpacyProcessor:
         return verdict(sentence.index, score, CUTOFF, type_scores, evidence, features)
 
 
+def _is_being(token, lexicon) -> bool:
+    if token.pos_ in ("NOUN", "PROPN") and "Anim" in token.morph.get("Animacy"):
+        return True
+    if token.pos_ == "PRON" and token.morph.get("Person"):
+        return True
+    return token.pos_ in ("NOUN", "PROPN") and "animals" in lexicon.categories(token.lemma_)
+
+
+def _look_of(doc, i: int, lexicon) -> str | None:
+    """The surface twin of nlp.syntax's rule: a word of look types the noun it stands before ("громадная
+    светлая комната" → the room's category; "старый солдат" → a person's look; an untyped thing → none).
+    Without a noun after it (predicates, no morphology) it stays a person's look."""
+    for token in doc[i + 1 : i + 5]:
+        if token.pos_ in ("ADJ", "CCONJ", "PUNCT", "ADV"):
+            continue
+        if token.pos_ != "NOUN":
+            break
+        if _is_being(token, lexicon):
+            return "appearance"
+        categories = lexicon.categories(token.lemma_)
+        if categories & {"body", "clothing", "appearance"}:
+            return "appearance"
+        typed = sorted(c for c in categories if CATEGORY_TYPE.get(c))
+        return typed[0] if typed else None
+    return "appearance"
+
+
 def _subjects(doc, lexicon) -> Subjects:
     """Is anybody in the sentence (animate noun, personal pronoun, animal) to wear the clothes it names?
     Without morphology (English blank pipeline) nobody can tell: assume somebody is."""
     if not doc.has_annotation("MORPH"):
         return Subjects()
-    for token in doc:
-        if token.pos_ in ("NOUN", "PROPN") and "Anim" in token.morph.get("Animacy"):
-            return Subjects(person_present=True)
-        if token.pos_ == "PRON" and token.morph.get("Person"):
-            return Subjects(person_present=True)
-        if token.pos_ in ("NOUN", "PROPN") and "animals" in lexicon.categories(token.lemma_):
-            return Subjects(person_present=True)
-    return Subjects(person_present=False)
+    return Subjects(person_present=any(_is_being(token, lexicon) for token in doc))
 
 
 def _memoise_lemmatizer(lemmatizer) -> None:
