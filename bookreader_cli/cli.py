@@ -526,7 +526,8 @@ def cleanup_cmd(
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Delete old images, image files with no row and rows whose file is gone (inside the images dir only)."""
+    """Delete old images, image files with no row and rows whose file is gone (inside the images dir only),
+    and finished task runs older than runs_keep_days."""
     from bookreader_cli import output, tasks
 
     def human(result: dict) -> None:

@@ -92,6 +92,7 @@ class Settings:
     celery: CelerySettings = field(default_factory=CelerySettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     cleanup_days: int = 30
+    runs_keep_days: int = 90  # `cleanup` deletes finished task runs older than this
 
     @property
     def db_path(self) -> Path:
@@ -165,8 +166,9 @@ def load_settings(home: str | Path | None = None, environ: dict | None = None) -
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise BadInput(f"config file {cfg_path}: unknown key(s) in [{section}]: {', '.join(sorted(unknown))}")
-    if "cleanup_days" in data:
-        settings.cleanup_days = _coerce(data["cleanup_days"], settings.cleanup_days, "cleanup_days")
+    for key in ("cleanup_days", "runs_keep_days"):  # the top-level keys
+        if key in data:
+            setattr(settings, key, _coerce(data[key], getattr(settings, key), key))
     return settings
 
 

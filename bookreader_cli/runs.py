@@ -15,17 +15,21 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import random
+import socket
 import sqlite3
 import time
 import uuid
 from typing import Any, Callable
 
 from bookreader_cli.errors import BadInput, BookreaderError
+from bookreader_cli.locks import pid_alive
 
 log = logging.getLogger("bookreader.tasks")
 
 STATES = ("PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE")
+ABANDONED = "abandoned: the process running it (pid {pid}) ended without finishing it"
 QUEUES = ("books", "images", "cleanup")
 
 
@@ -62,7 +66,8 @@ def record(store, task: str, queue: str, args: dict, fn: Callable[[], Any], retr
         attempt += 1
         now = time.time()
         started = started or now
-        _update(store, run_id, state="STARTED", attempts=attempt, started_at=started)
+        _update(store, run_id, state="STARTED", attempts=attempt, started_at=started,
+                owner=f"{socket.gethostname()}:{os.getpid()}")
         log.info("task started", extra=dict(extra, state="STARTED", attempt=attempt))
         try:
             result = fn()
@@ -134,6 +139,7 @@ def list_runs(store, state: str | None = None, task: str | None = None, limit: i
         params.append(queue)
     if limit < 1:
         raise BadInput("--limit must be at least 1")
+    reap_abandoned(store.conn)
     sql = ("SELECT id, task, queue, state, attempts, created_at, started_at, finished_at, duration_seconds, "
            "error FROM task_runs" + (" WHERE " + " AND ".join(where) if where else "")
            + " ORDER BY created_at DESC, rowid DESC LIMIT ?")
@@ -145,6 +151,7 @@ def get_run(store, run_id: str) -> dict:
     run_id = (run_id or "").strip().lower()
     if not run_id or any(c not in "0123456789abcdef" for c in run_id):
         raise BadInput(f"no task run with id {run_id!r}")
+    reap_abandoned(store.conn)
     rows = _rows(store, "SELECT * FROM task_runs WHERE id LIKE ? LIMIT 2", [run_id + "%"])
     if len(rows) != 1:
         raise BadInput(f"no task run with id {run_id!r}" if not rows else f"run id {run_id!r} is ambiguous")
@@ -158,17 +165,43 @@ def get_run(store, run_id: str) -> dict:
     return row
 
 
+def reap_abandoned(conn: sqlite3.Connection) -> int:
+    """Mark FAILURE the unfinished runs (STARTED/RETRY) whose process on this host is gone: killed with
+    SIGKILL, by the OOM killer, or with its machine's power. Runs of other hosts are left alone (their pid
+    means nothing here). Called wherever runs are read, so `runs list` never shows a dead run as running."""
+    host = socket.gethostname()
+    reaped = 0
+    rows = conn.execute("SELECT id, owner, started_at FROM task_runs "
+                        "WHERE state IN ('STARTED', 'RETRY') AND owner LIKE ?", [host + ":%"]).fetchall()
+    for run_id, owner, started in rows:
+        pid = owner.rsplit(":", 1)[1]
+        if not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        now = time.time()
+        reaped += conn.execute(
+            "UPDATE task_runs SET state = 'FAILURE', error = ?, finished_at = ?, duration_seconds = ? "
+            "WHERE id = ? AND state IN ('STARTED', 'RETRY')",
+            [ABANDONED.format(pid=pid), now, round(now - (started or now), 3), run_id]).rowcount
+    return reaped
+
+
+_OLD_FINISHED = "FROM task_runs WHERE state IN ('SUCCESS', 'FAILURE') AND created_at < ?"
+
+
 def prune(store, older_than_seconds: float) -> int:
     """Delete finished runs (SUCCESS/FAILURE) created more than `older_than_seconds` ago; returns how many.
+    `cleanup` calls it: `health` from a monitor every minute alone adds ~1,400 rows a day."""
+    return store.conn.execute("DELETE " + _OLD_FINISHED, [time.time() - older_than_seconds]).rowcount
 
-    `health` from a monitor every minute adds ~1,400 rows a day: cleanup should call this."""
-    cutoff = time.time() - older_than_seconds
-    return store.conn.execute(
-        "DELETE FROM task_runs WHERE state IN ('SUCCESS', 'FAILURE') AND created_at < ?", [cutoff]).rowcount
+
+def prunable(store, older_than_seconds: float) -> int:
+    """How many runs prune() would delete (for a dry run)."""
+    return store.conn.execute("SELECT count(*) " + _OLD_FINISHED, [time.time() - older_than_seconds]).fetchone()[0]
 
 
 def counts_by_queue_and_state(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     """{queue: {state: n}} with every known queue and state present (zeros included)."""
+    reap_abandoned(conn)
     counts = {queue: dict.fromkeys(STATES, 0) for queue in QUEUES}
     for queue, state, n in conn.execute("SELECT queue, state, count(*) FROM task_runs GROUP BY queue, state"):
         counts.setdefault(queue or "unknown", dict.fromkeys(STATES, 0))[state] = n

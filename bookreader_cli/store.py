@@ -79,7 +79,11 @@ def _m2_locations_and_locks(db) -> None:
                        pk="name")
 
 
-MIGRATIONS = [_m1_initial, _m2_locations_and_locks]
+def _m3_run_owner(db) -> None:
+    db["task_runs"].add_column("owner", str)  # host:pid of the process running it (see runs.reap_abandoned)
+
+
+MIGRATIONS = [_m1_initial, _m2_locations_and_locks, _m3_run_owner]
 
 
 def connect(path: Path) -> sqlite3.Connection:

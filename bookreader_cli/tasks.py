@@ -709,7 +709,8 @@ def batch_generate_for_book(ctx: Context, book_id, user: str | None = None, limi
 
 def cleanup_old_images(ctx: Context, days_old: int | None = None, dry_run: bool = False) -> dict:
     """Delete images older than `days_old` (default settings.cleanup_days), image files with no row and
-    rows whose file is gone, inside the images directory only (the seed's cleanup_old_images_task).
+    rows whose file is gone, inside the images directory only (the seed's cleanup_old_images_task); and
+    finished task runs older than settings.runs_keep_days.
     A dry run works out the same plan, returns it as `actions`, and changes nothing (not even task_runs)."""
     from bookreader_cli import runs
     from bookreader_cli.images.cleanup import cleanup_images
@@ -725,6 +726,8 @@ def cleanup_old_images(ctx: Context, days_old: int | None = None, dry_run: bool 
                 chunk = ids[start:start + 500]
                 store.conn.execute(f"DELETE FROM images WHERE id IN ({','.join('?' * len(chunk))})", chunk)
 
+    keep = ctx.settings.runs_keep_days * 86400.0
+
     def job() -> dict:
         cursor = store.conn.execute("SELECT id, path, created_at FROM images")
         rows = [dict(zip(("id", "path", "created_at"), r)) for r in cursor]
@@ -732,6 +735,9 @@ def cleanup_old_images(ctx: Context, days_old: int | None = None, dry_run: bool 
         result["images_dir"] = str(ctx.settings.images_dir)
         if dry_run:
             result["actions"] = plan
+            result["task_runs_to_prune"] = runs.prunable(store, keep)
+        else:
+            result["task_runs_pruned"] = runs.prune(store, keep)
         return result
 
     if dry_run:

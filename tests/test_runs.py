@@ -147,6 +147,67 @@ def test_prune_deletes_only_old_finished_runs(store):
     assert sorted(r["task"] for r in runs.list_runs(store)) == ["b", "process_book"]  # still running: kept
 
 
+def test_run_of_a_killed_process_is_reported_abandoned(tmp_path, store):
+    """SIGKILL leaves no chance to write FAILURE: the next read of the runs does it, for this host only."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    code = ("import sys, time\n"
+            "from bookreader_cli import runs\n"
+            "from bookreader_cli.store import Store\n"
+            "runs.record(Store(__import__('pathlib').Path(sys.argv[1])), 'process_book', 'books', {}, "
+            "lambda: time.sleep(600))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "runs.db")])
+    try:
+        deadline = time.time() + 60
+        while not runs.list_runs(store, state="STARTED"):
+            assert time.time() < deadline and proc.poll() is None, "the child never started its run"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    here = socket.gethostname()
+    for run_id, owner in (("a11ce", f"{here}:{os.getpid()}"), ("e15e", "another-host:1")):
+        store.conn.execute("INSERT INTO task_runs (id, task, queue, state, attempts, created_at, started_at, owner) "
+                           "VALUES (?, 'x', 'books', 'STARTED', 1, ?, ?, ?)", [run_id, time.time(), time.time(), owner])
+    dead = runs.list_runs(store, task="process_book")[0]
+    assert dead["state"] == "FAILURE" and f"pid {proc.pid}" in dead["error"] and "abandoned" in dead["error"]
+    assert dead["finished_at"] and dead["duration_seconds"] >= 0
+    assert runs.get_run(store, "a11ce")["state"] == "STARTED"  # this process is alive
+    assert runs.get_run(store, "e15e")["state"] == "STARTED"  # another machine's pid means nothing here
+    assert runs.counts_by_queue_and_state(store.conn)["books"]["FAILURE"] == 1
+
+
+def test_cleanup_prunes_old_finished_runs(cli, home):
+    import sqlite3
+
+    assert cli("stats", "--json").code == 0
+    conn = sqlite3.connect(home / "bookreader.db")
+    conn.execute("UPDATE task_runs SET created_at = 1")  # 1970: older than any runs_keep_days
+    conn.commit()
+    conn.close()
+    dry = cli("cleanup", "--dry-run", "--json")
+    assert dry.code == 0 and dry.json()["task_runs_to_prune"] == 1
+    res = cli("cleanup", "--json")
+    assert res.code == 0 and res.json()["task_runs_pruned"] == 1
+    listed = cli("runs", "list", "--json").json()["runs"]
+    assert [r["task"] for r in listed] == ["cleanup_old_images"]  # the stats run is gone, this one stays
+    zero = cli("cleanup", "--json", env={"BOOKREADER_CONFIG": str(_config(home, "runs_keep_days = 0\n"))})
+    assert zero.code == 0 and zero.json()["task_runs_pruned"] == 1  # the last cleanup's run; its own is running
+    bad = cli("cleanup", env={"BOOKREADER_CONFIG": str(_config(home, 'runs_keep_days = "ninety"\n'))})
+    assert bad.code == 2 and "runs_keep_days" in bad.stderr
+
+
+def _config(home, text: str):
+    path = home / "extra.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 # ---- the CLI ----------------------------------------------------------------------------------
 def test_runs_list_and_show_from_the_cli(cli):
     assert cli("stats", "--json").code == 0
