@@ -120,3 +120,15 @@ def test_spacy_screen_skips_only_sentences_that_cannot_be_visual():
         del processor._screen  # back to the method
     assert [(v.yes, v.type) for v in screened] == [(v.yes, v.type) for v in full]
     assert all(v.yes is False for v in screened if v.evidence.get("skipped"))
+
+
+def test_participles_of_listed_verbs_count_like_the_verb():
+    """pymorphy3 reads "лающие" as the adjective "лающий": the lexicon lists it under "лаять"'s category, so
+    a processor lemmatising with pymorphy3 (spaCy) finds what Natasha finds through the verb."""
+    from bookreader_cli.nlp.lexicon import load as load_lexicon
+
+    lexicon = load_lexicon("ru")
+    assert lexicon.categories("лающий") == lexicon.categories("лаять") == {"sound"}
+    assert "light" in lexicon.categories("сверкающий") and "posture" in lexicon.categories("сидевший")
+    votes = _votes("spacy", "Вдали лающие псы неслись по мокрому лугу.")
+    assert votes[0].evidence["categories"].get("sound") == 1

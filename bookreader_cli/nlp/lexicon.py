@@ -75,7 +75,35 @@ def load(lang: str) -> Lexicon:
         for line in path.read_text(encoding="utf-8").splitlines():
             for word in line.split("#", 1)[0].split():
                 words.setdefault(normalize(word), set()).add(category)
+    if folder.name == "ru":
+        _add_participles(words)
     return Lexicon(folder.name, {w: frozenset(c) for w, c in words.items()})
+
+
+_PARTICIPLES = ({"PRTF", "pres", "actv"}, {"PRTF", "past", "actv"}, {"PRTF", "pres", "pssv"}, {"PRTF", "past", "pssv"})
+
+
+def _add_participles(words: dict[str, set[str]]) -> None:
+    """Participles of the listed verbs under the verb's categories ("лающий" ← "лаять"): pymorphy3 reads
+    many of them as plain adjectives ("лающие псы" → "лающий"), so a lemmatiser built on it would miss the
+    verb, while Natasha's and Stanza's own lemmatisers give the verb. Skipped without pymorphy3."""
+    try:
+        import pymorphy3
+    except ImportError:
+        return
+    morph = _morph(pymorphy3)
+    for word, categories in list(words.items()):
+        parses = [p for p in morph.parse(word) if p.tag.POS == "INFN" and p.normal_form == word]
+        for parse in parses[:1]:
+            for grammemes in _PARTICIPLES:
+                form = parse.inflect(grammemes | {"masc", "sing", "nomn"})
+                if form is not None:
+                    words.setdefault(normalize(form.word), set()).update(categories)
+
+
+@lru_cache(maxsize=1)
+def _morph(pymorphy3):
+    return pymorphy3.MorphAnalyzer()
 
 
 # How strongly one hit of a category points to its type (a face says "character" more than a candle
