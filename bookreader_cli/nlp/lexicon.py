@@ -91,7 +91,7 @@ def _add_participles(words: dict[str, set[str]]) -> None:
         import pymorphy3
     except ImportError:
         return
-    morph = _morph(pymorphy3)
+    morph = pymorphy3.MorphAnalyzer()  # once per process: load() is cached
     for word, categories in list(words.items()):
         parses = [p for p in morph.parse(word) if p.tag.POS == "INFN" and p.normal_form == word]
         for parse in parses[:1]:
@@ -100,10 +100,6 @@ def _add_participles(words: dict[str, set[str]]) -> None:
                 if form is not None:
                     words.setdefault(normalize(form.word), set()).update(categories)
 
-
-@lru_cache(maxsize=1)
-def _morph(pymorphy3):
-    return pymorphy3.MorphAnalyzer()
 
 
 # How strongly one hit of a category points to its type (a face says "character" more than a candle
@@ -115,6 +111,12 @@ TYPE_WEIGHT = {
     "objects": 0.8, "materials": 0.6,
 }
 SETTING_CATEGORIES = ("landscape", "architecture", "interior")
+
+
+def setting_weight(category: str, after_preposition: bool) -> float:
+    """A setting noun right after a preposition ("в комнате") weighs half as type evidence: it is where the
+    picture is, seldom what it shows."""
+    return 0.5 if (after_preposition and category in SETTING_CATEGORIES) else 1.0
 
 
 def type_totals(counts: dict[str, float]) -> dict[str, float]:

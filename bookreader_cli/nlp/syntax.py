@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, SETTING_CATEGORIES
+from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, normalize, setting_weight
 
 WORN_PREPOSITIONS = {"ru": {"в", "во", "без"}, "en": {"in", "without"}}
 HAVING_PREPOSITIONS = {"ru": {"на", "у"}, "en": {"on"}}
@@ -33,7 +33,7 @@ WEARING_VERBS = {
            "сбросить", "накинуть", "накидывать", "накинутый", "надвинуть", "надвинутый", "нахлобучить"},
     "en": {"wear", "put", "dress", "dressed", "don", "button", "buttoned", "wrap", "wrapped", "clad"},
 }
-_NOMINAL = {"NOUN", "PROPN", "PRON", "DET"}
+NOMINAL = {"NOUN", "PROPN", "PRON", "DET"}
 # Possessives of persons ("его сюртук", "в своём платье"); taggers mark them inconsistently (DET or PRON,
 # with or without Poss=Yes), so the lemma decides.
 POSSESSIVES = {"ru": {"его", "ее", "их", "мой", "твой", "свой", "наш", "ваш"},
@@ -80,7 +80,7 @@ def worn(tree: Tree, i: int) -> bool:
     lang = tree.lang if tree.lang in WORN_PREPOSITIONS else "en"
     if tree.has_case(i, WORN_PREPOSITIONS[lang]) or _after_preposition(tree, i, WORN_PREPOSITIONS[lang]):
         return True
-    if any(j in tree.beings for j in tree.kids(i) if tree.upos[j] in _NOMINAL):
+    if any(j in tree.beings for j in tree.kids(i) if tree.upos[j] in NOMINAL):
         return True
     node, steps = i, 0
     while steps < 2 and tree.heads[node] >= 0 and tree.rels[node] in ("nmod", "conj", "appos", "obl"):
@@ -88,7 +88,7 @@ def worn(tree: Tree, i: int) -> bool:
         steps += 1
         if node in tree.beings:
             return True
-        if tree.upos[node] not in _NOMINAL:
+        if tree.upos[node] not in NOMINAL:
             break
     head = tree.heads[node]
     if head >= 0 and tree.lemmas[head] in WEARING_VERBS[lang]:
@@ -121,7 +121,7 @@ def _thing_placed(tree: Tree, i: int) -> bool:
     return bool(subjects) and not any(k in tree.beings for j in subjects for k in tree.subtree(j, 2))
 
 
-_LOOK_CATEGORIES = ("body", "clothing", "animals", "appearance")
+_LOOK_CATEGORIES = {"body", "clothing", "animals", "appearance"}
 
 
 def _described(tree: Tree, i: int) -> int | None:
@@ -137,21 +137,26 @@ def _look_of(tree: Tree, i: int) -> str | None:
     (`appearance`), "громадная комната" a room's (the room's category), "громадное дело" nothing. Without
     a described noun it stays a person's look."""
     noun = _described(tree, i)
-    if noun is None or noun in tree.beings or tree.cats[noun] & set(_LOOK_CATEGORIES):
+    return "appearance" if noun is None else look_category(noun in tree.beings, tree.cats[noun])
+
+
+def look_category(being: bool, categories) -> str | None:
+    """The category a word of look counts for, given the noun it describes: a being's or a body part's
+    look is `appearance`; a thing's look is the thing's own category; an untyped noun's, none."""
+    if being or categories & _LOOK_CATEGORIES:
         return "appearance"
-    typed = sorted(c for c in tree.cats[noun] if CATEGORY_TYPE.get(c))
+    typed = sorted(c for c in categories if CATEGORY_TYPE.get(c))
     return typed[0] if typed else None
 
 
 def typing_hits(tree: Tree) -> Counter:
-    """Lexicon hits as type evidence: a setting noun in a prepositional phrase ("в комнате") weighs half
-    (it is where the picture is, seldom what it shows); clothes that nobody wears count as things; a
-    posture held by a thing counts not at all."""
+    """Lexicon hits as type evidence: setting nouns after a preposition weigh half (lexicon.setting_weight),
+    clothes that nobody wears count as things, a posture held by a thing counts not at all."""
     hits: Counter = Counter()
     for i, categories in enumerate(tree.cats):
         after_preposition = i > 0 and tree.upos[i - 1] == "ADP"
         for category in categories:
-            weight = 0.5 if (after_preposition and category in SETTING_CATEGORIES) else 1.0
+            weight = setting_weight(category, after_preposition)
             if category == "clothing" and not worn(tree, i):
                 category = "objects"
             if category == "posture" and _thing_placed(tree, i):
@@ -172,6 +177,6 @@ def is_being(upos: str, feats: dict, categories, named_person: bool = False, lem
         return True
     if upos in ("NOUN", "PROPN"):
         return feats.get("Animacy") == "Anim"
-    if upos in ("DET", "PRON") and lemma.lower().replace("ё", "е") in POSSESSIVES.get(lang, POSSESSIVES["en"]):
+    if upos in ("DET", "PRON") and normalize(lemma) in POSSESSIVES.get(lang, POSSESSIVES["en"]):
         return True
     return upos == "PRON" and "Person" in feats

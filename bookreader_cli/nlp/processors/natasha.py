@@ -21,7 +21,7 @@ from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import route_pymorphy2_to_pymorphy3, single_thread_math
 from bookreader_cli.nlp.lexicon import load as load_lexicon, without_yo
 from bookreader_cli.nlp.scoring import base_features, has_look, linear_score, picture_scores, verdict
-from bookreader_cli.nlp.syntax import Tree, is_being, typing_hits
+from bookreader_cli.nlp.syntax import NOMINAL, Tree, is_being, typing_hits
 from bookreader_cli.nlp.tree import repair_tree
 
 # Fitted on the dev gold set with bench/fit_weights.py (logistic regression), then rounded.
@@ -170,11 +170,12 @@ class NatashaProcessor:
                     if pos[i] in _STATE_POS and (c & {"light", "weather", "sound"}) and (heads[i] == -1 or rels[i] == "conj"))
         # a person's or animal's look: subject is a PER entity or an animal, predicate a posture verb
         per_tokens = set()
+        plain = without_yo(sentence.text)  # the text the tokens were tagged as
         for span in ner_spans:
             if span.type == "PER":
-                per_tokens.update(_tokens_in(morph_tokens, without_yo(sentence.text), span.start, span.stop))
+                per_tokens.update(_tokens_in(morph_tokens, plain, span.start, span.stop))
         beings = {j for j, t in enumerate(morph_tokens)
-                  if pos[j] in _NOMINALS and is_being(t.pos, t.feats, cats[j], j in per_tokens, lemmas[j])}
+                  if pos[j] in NOMINAL and is_being(t.pos, t.feats, cats[j], j in per_tokens, lemmas[j])}
         type_hits = typing_hits(Tree(lemmas, pos, heads, rels, cats, beings))
         person_look = sum(1 for i, c in enumerate(cats)
                           if "posture" in c and any(rels[j] == "nsubj" and (j in per_tokens or "animals" in cats[j])
@@ -203,9 +204,6 @@ class NatashaProcessor:
             "entities": [(s.type, sentence.text[s.start:s.stop]) for s in ner_spans],
         }
         return verdict(sentence.index, score, CUTOFF, type_scores, evidence, features)
-
-
-_NOMINALS = {"NOUN", "PROPN", "PRON", "DET"}
 
 
 def _tokens_in(tokens, text: str, start: int, stop: int) -> list[int]:

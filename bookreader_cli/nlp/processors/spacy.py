@@ -15,8 +15,9 @@ import time
 from collections import Counter
 
 from bookreader_cli.nlp.base import Sentence, Vote
-from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, SETTING_CATEGORIES, load as load_lexicon
+from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, load as load_lexicon, setting_weight
 from bookreader_cli.nlp.scoring import Subjects, base_features, linear_score, picture_scores, verdict
+from bookreader_cli.nlp.syntax import is_being, look_category
 
 TRAINED_PIPELINES = {"ru": ("ru_core_news_lg", "ru_core_news_md", "ru_core_news_sm"),
                      "en": ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")}
@@ -176,7 +177,7 @@ class SpacyProcessor:
                 category = label[4:].lower()
                 hits[category] += 1
                 after_preposition = start > 0 and doc[start - 1].pos_ == "ADP"
-                weight = 0.5 if (after_preposition and category in SETTING_CATEGORIES) else 1.0
+                weight = setting_weight(category, after_preposition)
                 typed = _look_of(doc, start, lexicon) if category == "appearance" else category
                 if typed:
                     type_hits[typed] += weight
@@ -204,11 +205,9 @@ class SpacyProcessor:
 
 
 def _is_being(token, lexicon) -> bool:
-    if token.pos_ in ("NOUN", "PROPN") and "Anim" in token.morph.get("Animacy"):
-        return True
-    if token.pos_ == "PRON" and token.morph.get("Person"):
-        return True
-    return token.pos_ in ("NOUN", "PROPN") and "animals" in lexicon.categories(token.lemma_)
+    """nlp.syntax.is_being on a spaCy token (an animal of the lexicon only as a noun, as pymorphy3 tags it)."""
+    categories = lexicon.categories(token.lemma_) if token.pos_ in ("NOUN", "PROPN") else frozenset()
+    return is_being(token.pos_, token.morph.to_dict(), categories)
 
 
 def _look_of(doc, i: int, lexicon) -> str | None:
@@ -220,13 +219,7 @@ def _look_of(doc, i: int, lexicon) -> str | None:
             continue
         if token.pos_ != "NOUN":
             break
-        if _is_being(token, lexicon):
-            return "appearance"
-        categories = lexicon.categories(token.lemma_)
-        if categories & {"body", "clothing", "appearance"}:
-            return "appearance"
-        typed = sorted(c for c in categories if CATEGORY_TYPE.get(c))
-        return typed[0] if typed else None
+        return look_category(_is_being(token, lexicon), lexicon.categories(token.lemma_))
     return "appearance"
 
 
