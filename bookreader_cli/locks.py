@@ -30,9 +30,26 @@ class Busy(JobFailed):
     """Another live process holds the lock. Not bad input: the same command succeeds later (exit 1)."""
 
 
+def this_process() -> str:
+    """host:pid — the host tells whether the pid can be checked from here."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def make_owner() -> str:
-    """host:pid:token — the host tells whether the pid can be checked from here."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """host:pid:token (the token tells two holders in one process apart)."""
+    return f"{this_process()}:{uuid.uuid4().hex[:8]}"
+
+
+def gone(owner: str, pid: int | None = None) -> bool:
+    """The process `owner` names (host:pid…; or its `pid` given apart) ran on this host and no longer
+    exists. A process of another host cannot be checked from here: never gone."""
+    host, _, rest = (owner or "").partition(":")
+    if pid is None:
+        text = rest.split(":", 1)[0]
+        if not text.isdigit():
+            return False
+        pid = int(text)
+    return host == socket.gethostname() and not pid_alive(pid)
 
 
 def pid_alive(pid: int) -> bool:
@@ -61,8 +78,7 @@ def is_stale(row: dict, now: float | None = None) -> bool:
     now = time.time() if now is None else now
     if row["expires_at"] is not None and row["expires_at"] <= now:
         return True
-    host = (row["owner"] or "").split(":", 1)[0]
-    return host == socket.gethostname() and not pid_alive(row["pid"] or 0)
+    return gone(row["owner"], row["pid"] or 0)
 
 
 def holder(store, name: str) -> dict | None:

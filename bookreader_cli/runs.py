@@ -15,16 +15,14 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import random
-import socket
 import sqlite3
 import time
 import uuid
 from typing import Any, Callable
 
 from bookreader_cli.errors import BadInput, BookreaderError
-from bookreader_cli.locks import pid_alive
+from bookreader_cli.locks import gone, this_process
 
 log = logging.getLogger("bookreader.tasks")
 
@@ -66,8 +64,7 @@ def record(store, task: str, queue: str, args: dict, fn: Callable[[], Any], retr
         attempt += 1
         now = time.time()
         started = started or now
-        _update(store, run_id, state="STARTED", attempts=attempt, started_at=started,
-                owner=f"{socket.gethostname()}:{os.getpid()}")
+        _update(store, run_id, state="STARTED", attempts=attempt, started_at=started, owner=this_process())
         log.info("task started", extra=dict(extra, state="STARTED", attempt=attempt))
         try:
             result = fn()
@@ -169,19 +166,17 @@ def reap_abandoned(conn: sqlite3.Connection) -> int:
     """Mark FAILURE the unfinished runs (STARTED/RETRY) whose process on this host is gone: killed with
     SIGKILL, by the OOM killer, or with its machine's power. Runs of other hosts are left alone (their pid
     means nothing here). Called wherever runs are read, so `runs list` never shows a dead run as running."""
-    host = socket.gethostname()
     reaped = 0
     rows = conn.execute("SELECT id, owner, started_at FROM task_runs "
-                        "WHERE state IN ('STARTED', 'RETRY') AND owner LIKE ?", [host + ":%"]).fetchall()
+                        "WHERE state IN ('STARTED', 'RETRY') AND owner IS NOT NULL").fetchall()
     for run_id, owner, started in rows:
-        pid = owner.rsplit(":", 1)[1]
-        if not pid.isdigit() or pid_alive(int(pid)):
+        if not gone(owner):
             continue
         now = time.time()
         reaped += conn.execute(
             "UPDATE task_runs SET state = 'FAILURE', error = ?, finished_at = ?, duration_seconds = ? "
             "WHERE id = ? AND state IN ('STARTED', 'RETRY')",
-            [ABANDONED.format(pid=pid), now, round(now - (started or now), 3), run_id]).rowcount
+            [ABANDONED.format(pid=owner.rsplit(":", 1)[1]), now, round(now - (started or now), 3), run_id]).rowcount
     return reaped
 
 
