@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bookreader_cli.books.cfi import generate_locations, locations_for_count  # noqa: E402
-from bookreader_cli.books.cfi_dom import EpubDom  # noqa: E402
+from bookreader_cli.epubcfi.locations import generate_locations, locations_for_count  # noqa: E402
+from bookreader_cli.epubcfi.dom import EpubDom  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"
 JS = REPO / "tests" / "js" / "epubjs_ref.js"

@@ -46,14 +46,14 @@ def chapters_of(path: Path, max_chars: int | None):
 
 
 def run(chapters, mode: str, processors, workers: int, in_process: bool) -> dict:
-    from bookreader_cli.nlp.engine import analyze_text
-    from bookreader_cli.nlp.pool import run_book
+    from bookreader_cli.nlp.engine import analyze_chapter
+    from bookreader_cli.nlp.runner import run_book
 
     started = time.perf_counter()
     descriptions, used, failures, rss = 0, set(), {}, {}
     if in_process:
         for ch in chapters:
-            r = analyze_text(ch.text, ch.paragraphs, mode=mode, processors=processors, in_process=True)
+            r = analyze_chapter(ch, mode=mode, processors=processors)
             descriptions += len(r.descriptions)
             used.update(r.processors_used)
             failures.update(r.processor_failures)

@@ -134,19 +134,20 @@ def evaluate(passages, labels, results: dict[str, list[dict]], k: int = 20) -> d
     }
 
 
-def run_mode(passages, mode: str, processors, settings, pool) -> tuple[dict, dict]:
-    from bookreader_cli.nlp.engine import analyze_text
+def run_mode(passages, mode: str, processors, nlp, pool) -> tuple[dict, dict]:
+    from bookreader_cli.nlp.runner import analyze_text
 
-    results, used, unavailable, failures = {}, set(), {}, {}
+    results, sentences, used, unavailable, failures = {}, {}, set(), {}, {}
     started = time.perf_counter()
     for p in passages:
-        r = analyze_text(p["text"], None, lang="ru", mode=mode, processors=processors, settings=settings, pool=pool)
+        r = analyze_text(p["text"], lang="ru", mode=mode, processors=processors, nlp=nlp, pool=pool, detail=True)
         results[p["id"]] = [d.to_dict() for d in r.descriptions]
+        sentences[p["id"]] = r.decisions
         used.update(r.processors_used)
         unavailable.update(r.processors_unavailable)
         failures.update(r.processor_failures)
     meta = {"processors_used": sorted(used), "processors_unavailable": unavailable, "processor_failures": failures,
-            "seconds": round(time.perf_counter() - started, 2)}
+            "seconds": round(time.perf_counter() - started, 2), "sentences": sentences}
     return results, meta
 
 
@@ -160,26 +161,29 @@ def main(argv=None) -> int:
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--dump", type=Path, help="write per-passage descriptions here (JSON)")
+    ap.add_argument("--dump", type=Path, help="write per-passage descriptions and per-sentence votes (each processor's score/yes/type) "
+                    "and decisions here (JSON)")
     ap.add_argument("--yo", action="store_true", help='write "ё" back into the texts first (see above)')
     args = ap.parse_args(argv)
     if not (args.gold / f"{args.split}-passages.jsonl").exists():
         print(f"gold set not found in {args.gold}", file=sys.stderr)
         return 2
-    from bookreader_cli.nlp.pool import NlpPool
+    from bookreader_cli.config import NlpSettings
+    from bookreader_cli.nlp.runner import NlpPool
 
     passages, labels = load_gold(args.gold, args.split)
     if args.yo:
         passages = restore_yo(passages)
-    settings = {"threshold": args.threshold} if args.threshold is not None else None
+    nlp = NlpSettings() if args.threshold is None else NlpSettings(threshold=args.threshold)
     processors = [p for p in args.processors.split(",") if p] or None
     report, dump = {}, {}
     with NlpPool(3) as pool:
         for mode in [m for m in args.modes.split(",") if m]:
             procs = ([args.single] if args.single else None) if mode == "single" else processors
-            results, meta = run_mode(passages, mode, procs, settings, pool)
+            results, meta = run_mode(passages, mode, procs, nlp, pool)
+            sentences = meta.pop("sentences")
             report[mode] = {**evaluate(passages, labels, results, args.k), **meta}
-            dump[mode] = results
+            dump[mode] = {pid: {"descriptions": results[pid], "sentences": sentences[pid]} for pid in results}
             if not args.json:
                 m = report[mode]
                 print(f"{mode:10s} P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f} "

@@ -26,6 +26,14 @@ class NlpSettings:
     spacy_model: str = ""  # an installed pipeline name or a path; empty: use one if installed, else rules
     stanza_dir: str = ""  # a Stanza resources dir; empty: <home>/models/stanza, else the bundled models
     stanza_ner: bool = False  # Stanza's NER changed no vote on dev or Karamazov and costs ~14% of its time
+    # <home>/models, filled in by load_settings (not a config key): where `models train-stanza` puts models
+    models_dir: str = field(default="", metadata={"derived": True})
+
+    def stanza_path(self) -> Path | None:
+        """The Stanza resources dir: nlp.stanza_dir if set, else <home>/models/stanza (None: neither known)."""
+        if self.stanza_dir:
+            return Path(self.stanza_dir).expanduser()
+        return Path(self.models_dir) / "stanza" if self.models_dir else None
 
 
 @dataclass
@@ -116,6 +124,10 @@ class Settings:
 
     def as_dict(self) -> dict:
         d = asdict(self)
+        for section, cls in _SECTIONS.items():  # derived fields are not settings
+            for f in fields(cls):
+                if f.metadata.get("derived"):
+                    d[section].pop(f.name, None)
         d["home"] = str(self.home)
         d["config_file"] = str(self.config_file) if self.config_file else None
         d["paths"] = {
@@ -157,19 +169,25 @@ def load_settings(home: str | Path | None = None, environ: dict | None = None) -
         values = data.get(section, {})
         if not isinstance(values, dict):
             raise BadInput(f"config file {cfg_path}: [{section}] must be a table")
-        for f in fields(cls):
+        for f in _keys(cls):
             env_key = f"BOOKREADER_{section.upper()}_{f.name.upper()}"
             if f.name in values:
                 setattr(group, f.name, _coerce(values[f.name], getattr(group, f.name), f"{section}.{f.name}"))
             if env_key in env:
                 setattr(group, f.name, _coerce_text(env[env_key], getattr(group, f.name), env_key))
-        unknown = set(values) - {f.name for f in fields(cls)}
+        unknown = set(values) - {f.name for f in _keys(cls)}
         if unknown:
             raise BadInput(f"config file {cfg_path}: unknown key(s) in [{section}]: {', '.join(sorted(unknown))}")
     for key in ("cleanup_days", "runs_keep_days"):  # the top-level keys
         if key in data:
             setattr(settings, key, _coerce(data[key], getattr(settings, key), key))
+    settings.nlp.models_dir = str(settings.models_dir)
     return settings
+
+
+def _keys(cls) -> list:
+    """The fields of a settings section that a config file or the environment may set."""
+    return [f for f in fields(cls) if not f.metadata.get("derived")]
 
 
 def _coerce(value, default, name: str):

@@ -1,19 +1,33 @@
-"""The two kinds of failure a user sees, mapped onto exit codes by the CLI."""
+"""The failures a user (or a script using the library) can tell apart. Imports nothing.
+
+Two families: `BadInput` (bad usage or bad input; nothing was changed) and `JobFailed` (the job ran and
+failed). The exit codes they map to live in one place: `cli.common.exit_code`.
+"""
 
 
 class BookreaderError(Exception):
-    """Base: a one-line message meant for the user, and the exit code it maps to."""
-
-    exit_code = 1
+    """Base: a one-line message meant for the user."""
 
 
 class BadInput(BookreaderError):
-    """Bad usage or bad input (unreadable book, unknown id): exit 2, nothing changed."""
+    """Bad usage or bad input (unknown option value, unreadable book, unknown id): nothing changed."""
 
-    exit_code = 2
+
+class NotFound(BadInput):
+    """No such book, description, task run or file."""
+
+
+class UnreadableBook(BadInput):
+    """The file is not a book this program reads, or it is broken (a bad EPUB, a truncated FB2…)."""
+
+
+class NotAnEpub(BadInput):
+    """An EPUB-only job (CFIs, the EPUB cache) was given a book in another format."""
 
 
 class JobFailed(BookreaderError):
-    """The job ran and failed: exit 1."""
+    """The job ran and failed."""
 
-    exit_code = 1
+
+class Busy(JobFailed):
+    """Another live process holds the lock. Not bad input: the same command succeeds later."""

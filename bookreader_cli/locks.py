@@ -20,14 +20,10 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
-from bookreader_cli.errors import JobFailed
+from bookreader_cli.errors import Busy
 
 DEFAULT_TTL = 600.0  # seconds of lease; renewed every ttl/3 while held
 POLL_SECONDS = 0.2
-
-
-class Busy(JobFailed):
-    """Another live process holds the lock. Not bad input: the same command succeeds later (exit 1)."""
 
 
 def this_process() -> str:

@@ -19,11 +19,11 @@ import uuid
 from pathlib import Path
 
 from bookreader_cli.config import Settings
-from bookreader_cli.runs import QUEUES, STATES, counts_by_queue_and_state
+from bookreader_cli.images.statuses import COMPLETED
+from bookreader_cli.runs import RUN_QUEUES, STATES, counts_by_queue_and_state
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 _SEVERITY = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
-IMAGE_COMPLETED = "completed"  # images.generate.COMPLETED (not imported: it pulls in httpx)
 
 
 def iso_timestamp(seconds: float) -> str:
@@ -74,7 +74,7 @@ def _counts(settings: Settings, conn: sqlite3.Connection, description_types) -> 
         "chapters_total": scalar("SELECT count(*) FROM chapters"),
         "descriptions_total": sum(by_type.values()),
         "descriptions_by_type": by_type,
-        "images_generated": images_by_status.get(IMAGE_COMPLETED, 0),
+        "images_generated": images_by_status.get(COMPLETED, 0),
         "images_by_status": images_by_status,
         # the app counted logged-in sessions; here: task runs executing right now (this one included)
         "active_sessions": sum(q["STARTED"] for q in runs.values()),
@@ -282,6 +282,6 @@ def health(settings: Settings, conn: sqlite3.Connection | None, network: bool = 
     }
 
 
-__all__ = ["HEALTHY", "DEGRADED", "UNHEALTHY", "QUEUES", "STATES", "collect_stats", "to_prometheus", "health",
+__all__ = ["HEALTHY", "DEGRADED", "UNHEALTHY", "RUN_QUEUES", "STATES", "collect_stats", "to_prometheus", "health",
            "dir_size", "check_database", "check_dir_writable", "check_disk", "check_processors",
            "check_image_api"]

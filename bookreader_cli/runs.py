@@ -21,14 +21,17 @@ import time
 import uuid
 from typing import Any, Callable
 
-from bookreader_cli.errors import BadInput, BookreaderError
+from bookreader_cli.errors import BadInput, BookreaderError, NotFound
 from bookreader_cli.locks import gone, this_process
 
 log = logging.getLogger("bookreader.tasks")
 
 STATES = ("PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE")
 ABANDONED = "abandoned: the process running it (pid {pid}) ended without finishing it"
-QUEUES = ("books", "images", "cleanup")
+# The Celery queues, defined once ("celery" is Celery's default queue, for the small tasks such as the health
+# check); task runs are recorded under the first three (a health check counts as "cleanup").
+QUEUES = ("books", "images", "cleanup", "celery")
+RUN_QUEUES = QUEUES[:3]
 
 
 class Transient(BookreaderError):
@@ -130,8 +133,8 @@ def list_runs(store, state: str | None = None, task: str | None = None, limit: i
         where.append("task = ?")
         params.append(task)
     if queue:
-        if queue not in QUEUES:
-            raise BadInput(f"unknown queue {queue!r}: expected one of {', '.join(QUEUES)}")
+        if queue not in RUN_QUEUES:
+            raise BadInput(f"unknown queue {queue!r}: expected one of {', '.join(RUN_QUEUES)}")
         where.append("queue = ?")
         params.append(queue)
     if limit < 1:
@@ -147,11 +150,13 @@ def get_run(store, run_id: str) -> dict:
     """One run by id or by an unambiguous id prefix, with its arguments and result decoded."""
     run_id = (run_id or "").strip().lower()
     if not run_id or any(c not in "0123456789abcdef" for c in run_id):
-        raise BadInput(f"no task run with id {run_id!r}")
+        raise NotFound(f"no task run with id {run_id!r}")
     reap_abandoned(store.conn)
     rows = _rows(store, "SELECT * FROM task_runs WHERE id LIKE ? LIMIT 2", [run_id + "%"])
     if len(rows) != 1:
-        raise BadInput(f"no task run with id {run_id!r}" if not rows else f"run id {run_id!r} is ambiguous")
+        if not rows:
+            raise NotFound(f"no task run with id {run_id!r}")
+        raise BadInput(f"run id {run_id!r} is ambiguous")
     row = rows[0]
     for key in ("args", "result"):
         if row[key]:
@@ -197,7 +202,7 @@ def prunable(store, older_than_seconds: float) -> int:
 def counts_by_queue_and_state(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     """{queue: {state: n}} with every known queue and state present (zeros included)."""
     reap_abandoned(conn)
-    counts = {queue: dict.fromkeys(STATES, 0) for queue in QUEUES}
+    counts = {queue: dict.fromkeys(STATES, 0) for queue in RUN_QUEUES}
     for queue, state, n in conn.execute("SELECT queue, state, count(*) FROM task_runs GROUP BY queue, state"):
         counts.setdefault(queue or "unknown", dict.fromkeys(STATES, 0))[state] = n
     return counts

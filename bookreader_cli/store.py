@@ -1,4 +1,4 @@
-"""The SQLite store: schema, migrations and the queries the tasks need.
+"""The SQLite store: schema, migrations and every query the jobs run (the product's SQL lives here).
 
 One file, WAL mode, a busy timeout so several processes can share it. The schema is built with
 sqlite-utils and versioned with PRAGMA user_version: each entry of MIGRATIONS runs once, in order, in a
@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from bookreader_cli.errors import BadInput
+from bookreader_cli.books.model import Chapter, Paragraph
+from bookreader_cli.errors import BadInput, NotFound
+from bookreader_cli.images.statuses import COMPLETED, IMAGE_ROW_COLUMNS
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -154,7 +156,7 @@ class Store:
             "identifiers, publisher, date, notes, warnings, cover_media_type, length(cover) AS cover_bytes, "
             "imported_at, locations_chars FROM books WHERE id = ?", [book_id]))
         if not rows:
-            raise BadInput(f"no book with id {book_id}")
+            raise NotFound(f"no book with id {book_id}")
         return _decode(rows[0], "authors", "identifiers", "notes", "warnings")
 
     def resolve_book(self, ref: str) -> dict:
@@ -168,7 +170,7 @@ class Store:
                 return self.book(rows[0]["id"])
             if len(rows) > 1:
                 raise BadInput(f"book reference {ref!r} is ambiguous: {len(rows)} books match")
-        raise BadInput(f"no book with id {ref!r}")
+        raise NotFound(f"no book with id {ref!r}")
 
     def books(self) -> list[dict]:
         rows = self.db.query(
@@ -201,44 +203,44 @@ class Store:
             self.conn.execute("DELETE FROM books WHERE id = ?", [book_id])
         return counts
 
-    def cover(self, book_id: int) -> tuple[bytes | None, str]:
-        row = self.conn.execute("SELECT cover, cover_media_type FROM books WHERE id = ?", [book_id]).fetchone()
-        if row is None:
-            raise BadInput(f"no book with id {book_id}")
-        return row[0], row[1] or ""
-
     # ---- chapters ----------------------------------------------------------------------------
-    def chapters(self, book_id: int, with_text: bool = True) -> list[dict]:
-        cols = "id, idx, title, source, char_count" + (", text, paragraphs" if with_text else "")
-        rows = self.db.query(f"SELECT {cols} FROM chapters WHERE book_id = ? ORDER BY idx", [book_id])
-        return [_decode(r, "paragraphs") if with_text else r for r in rows]
+    def chapters(self, book_id: int) -> list[Chapter]:
+        """The book's chapters in order, as the model's Chapter (idx and id filled in)."""
+        rows = self.db.query("SELECT id, idx, title, source, text, paragraphs FROM chapters WHERE book_id = ? "
+                             "ORDER BY idx", [book_id])
+        return [_chapter(r) for r in rows]
 
-    def chapter(self, book_id: int, idx: int) -> dict:
+    def chapter(self, book_id: int, idx: int) -> Chapter:
         rows = list(self.db.query(
-            "SELECT id, idx, title, source, char_count, text, paragraphs FROM chapters "
-            "WHERE book_id = ? AND idx = ?", [book_id, idx]))
+            "SELECT id, idx, title, source, text, paragraphs FROM chapters WHERE book_id = ? AND idx = ?",
+            [book_id, idx]))
         if not rows:
-            raise BadInput(f"book {book_id} has no chapter {idx}")
-        return _decode(rows[0], "paragraphs")
+            raise NotFound(f"book {book_id} has no chapter {idx}")
+        return _chapter(rows[0])
 
+    def chapter_totals(self, book_id: int) -> tuple[int, int]:
+        """(chapters, characters) of a book, without reading its text."""
+        row = self.conn.execute("SELECT count(*), coalesce(sum(char_count), 0) FROM chapters WHERE book_id = ?",
+                                [book_id]).fetchone()
+        return row[0], row[1]
 
     # ---- descriptions and processing progress ---------------------------------------------------
-    def store_chapter_descriptions(self, book_id: int, chapter: dict, descriptions: list[dict],
+    def store_chapter_descriptions(self, book_id: int, chapter: Chapter, descriptions: list[dict],
                                    run_key: str) -> None:
         """Replace one chapter's descriptions and mark it done for `run_key`, in one transaction."""
         created = time.time()
         with self.transaction():
             self.conn.execute("DELETE FROM descriptions WHERE book_id = ? AND chapter_idx = ?",
-                              [book_id, chapter["idx"]])
+                              [book_id, chapter.idx])
             self.db["descriptions"].insert_all([
-                {"book_id": book_id, "chapter_id": chapter["id"], "chapter_idx": chapter["idx"],
+                {"book_id": book_id, "chapter_id": chapter.id, "chapter_idx": chapter.idx,
                  "start": d["start"], "end": d["end"], "text": d["text"], "type": d["type"],
                  "priority": d["priority"], "confidence": d["confidence"], "consensus": d["consensus"],
                  "processors": json.dumps(d["processors"]), "cfi": d.get("cfi"), "created_at": created}
                 for d in descriptions
             ])
             self.db["chapter_runs"].upsert(
-                {"book_id": book_id, "chapter_idx": chapter["idx"], "run_key": run_key,
+                {"book_id": book_id, "chapter_idx": chapter.idx, "run_key": run_key,
                  "descriptions": len(descriptions), "done_at": created},
                 pk=("book_id", "chapter_idx"))
 
@@ -268,11 +270,85 @@ class Store:
             params.append(top)
         return [_decode(r, "processors") for r in self.db.query(sql, params)]
 
-    def description(self, description_id: int) -> dict:
-        rows = list(self.db.query("SELECT * FROM descriptions WHERE id = ?", [description_id]))
-        if not rows:
-            raise BadInput(f"no description with id {description_id}")
-        return _decode(rows[0], "processors")
+    def description_count(self, book_id: int) -> int:
+        return self.conn.execute("SELECT count(*) FROM descriptions WHERE book_id = ?", [book_id]).fetchone()[0]
+
+    def descriptions_by_type(self, book_id: int) -> dict[str, int]:
+        return dict(self.conn.execute(
+            "SELECT type, count(*) FROM descriptions WHERE book_id = ? GROUP BY type", [book_id]).fetchall())
+
+    # ---- epub.js locations ---------------------------------------------------------------------
+    def locations(self, book_id: int) -> tuple[list[str] | None, int | None]:
+        """The book's stored epub.js locations and their chars per location (None, None: none stored)."""
+        row = self.conn.execute("SELECT locations, locations_chars FROM books WHERE id = ?", [book_id]).fetchone()
+        return (json.loads(row[0]) if row and row[0] else None), (row[1] if row else None)
+
+    def save_locations(self, book_id: int, text: str, chars: int) -> None:
+        self.conn.execute("UPDATE books SET locations = ?, locations_chars = ? WHERE id = ?", [text, chars, book_id])
+
+    # ---- images: what to draw, and the rules for the rows ------------------------------------------
+    _DRAW_COLUMNS = ("id", "text", "type", "book_id", "priority")
+
+    def descriptions_to_draw(self, ids: list[int]) -> dict[int, dict]:
+        """{id: description} for those of `ids` that exist (the fields a picture needs)."""
+        marks = ",".join("?" * len(ids))
+        cursor = self.conn.execute(
+            f"SELECT {', '.join(self._DRAW_COLUMNS)} FROM descriptions WHERE id IN ({marks})", ids)
+        return {row[0]: dict(zip(self._DRAW_COLUMNS, row)) for row in cursor}
+
+    def undrawn_descriptions(self, book_id: int, type: str | None, limit: int) -> list[dict]:
+        """A book's descriptions by priority that no user has a completed picture of yet."""
+        sql = (f"SELECT {', '.join('d.' + c for c in self._DRAW_COLUMNS)} FROM descriptions d WHERE d.book_id = ?"
+               + (" AND d.type = ?" if type else "")
+               + " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.description_id = d.id AND i.status = ?)"
+               + " ORDER BY d.priority DESC, d.id LIMIT ?")
+        params = [book_id, *([type] if type else []), COMPLETED, limit]
+        return [dict(zip(self._DRAW_COLUMNS, r)) for r in self.conn.execute(sql, params)]
+
+    def save_image_row(self, row: dict) -> None:
+        """Store one outcome in its own transaction, keeping at most one failure row per (description, user)
+        and one row per identical picture, so reruns do not pile up rows."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM images WHERE description_id = ? AND user IS ? AND status != ?",
+                              [row["description_id"], row["user"], COMPLETED])
+            if row["status"] == COMPLETED:
+                self.conn.execute(
+                    "DELETE FROM images WHERE description_id = ? AND user IS ? AND status = ? AND sha256 = ?",
+                    [row["description_id"], row["user"], COMPLETED, row["sha256"]])
+            self.conn.execute(
+                f"INSERT INTO images ({', '.join(IMAGE_ROW_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(IMAGE_ROW_COLUMNS))})",
+                [row[c] for c in IMAGE_ROW_COLUMNS])
+
+    def images_completed_since(self, user: str | None, since: float) -> int:
+        """How many pictures `user` got since `since` (what the daily limit counts)."""
+        return self.conn.execute(
+            "SELECT count(*) FROM images WHERE user IS ? AND status = ? AND created_at >= ?",
+            [user, COMPLETED, since]).fetchone()[0]
+
+    def drawn_image_path(self, description_id: int, user: str | None, source_url: str) -> str | None:
+        """The newest completed picture of this very request (same URL) for this user, if any: its path."""
+        row = self.conn.execute(
+            "SELECT path FROM images WHERE description_id = ? AND user IS ? AND status = ? AND source_url = ? "
+            "AND path IS NOT NULL ORDER BY created_at DESC LIMIT 1",
+            [description_id, user, COMPLETED, source_url]).fetchone()
+        return row[0] if row else None
+
+    def image_files(self) -> list[dict]:
+        """Every image row's id, path and creation time (what cleanup decides on)."""
+        cursor = self.conn.execute("SELECT id, path, created_at FROM images")
+        return [dict(zip(("id", "path", "created_at"), r)) for r in cursor]
+
+    def delete_images(self, ids: list) -> None:
+        with self.transaction():
+            for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+                chunk = ids[start:start + 500]
+                self.conn.execute(f"DELETE FROM images WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+
+
+def _chapter(row: dict) -> Chapter:
+    paragraphs = [Paragraph(s, e, k) for s, e, k in json.loads(row["paragraphs"])]
+    return Chapter(row["title"], row["text"], paragraphs, row["source"] or "", idx=row["idx"], id=row["id"])
 
 
 def _decode(row: dict, *json_keys: str) -> dict:
@@ -281,7 +357,3 @@ def _decode(row: dict, *json_keys: str) -> dict:
         if key in row and isinstance(row[key], str):
             row[key] = json.loads(row[key])
     return row
-
-
-def now() -> float:
-    return time.time()

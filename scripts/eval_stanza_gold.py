@@ -24,6 +24,7 @@ GOLD = REPO.parent / "shared" / "gold"
 
 
 def main() -> int:
+    from bookreader_cli.config import NlpSettings
     from bookreader_cli.nlp.base import Sentence
     from bookreader_cli.nlp.processors import stanza as module
     from bookreader_cli.nlp.stanza_models import BUNDLED_DIR
@@ -38,7 +39,7 @@ def main() -> int:
         return 2
     passages = [json.loads(x) for x in (GOLD / f"{args.split}-passages.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
     labels = {(r["id"], r["i"]): r for r in map(json.loads, (GOLD / f"{args.split}-gold.jsonl").read_text(encoding="utf-8").splitlines()) if r}
-    processor = module.StanzaProcessor({"stanza_dir": args.stanza_dir})
+    processor = module.StanzaProcessor(NlpSettings(stanza_dir=args.stanza_dir))
     print("models:", processor.availability()[1], "load", round(processor.load(), 2), "s", file=sys.stderr)
 
     rows = []  # (features, gold class, gold type, vote)

@@ -11,7 +11,8 @@ import signal
 import time
 from pathlib import Path
 
-from bookreader_cli.celery_app import app, retry_options
+from bookreader_cli.workers.app import retry_options
+from bookreader_cli.workers.worker import app
 from bookreader_cli.runs import Transient
 
 
@@ -42,7 +43,7 @@ def die_first(self, marker_dir: str, job: dict | None = None) -> dict:
     if delivery == 1:
         time.sleep(600)
     if job is not None:
-        from bookreader_cli.executors import run_chapter_job
+        from bookreader_cli.workers.remote import run_chapter_job
 
         return run_chapter_job(job)
     return {"delivery": delivery, "pid": os.getpid()}

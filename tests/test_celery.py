@@ -21,7 +21,7 @@ pytest.importorskip("celery")
 from celery.schedules import crontab  # noqa: E402
 
 from bookreader_cli.config import load_settings  # noqa: E402
-from bookreader_cli.schedule import JOBS  # noqa: E402
+from bookreader_cli.jobs.cron import JOBS  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -35,7 +35,7 @@ def _free_port() -> int:
 
 
 def _app(env: dict | None = None):
-    from bookreader_cli.celery_app import make_app
+    from bookreader_cli.workers.app import make_app
 
     return make_app(load_settings(environ=dict(env or {}, BOOKREADER_HOME="/nonexistent")))
 
@@ -94,18 +94,19 @@ def test_delivery_settings():
 
 
 def test_a_task_function_missing_from_this_build_fails_as_a_task(monkeypatch, tmp_path):
-    from bookreader_cli.celery_app import call_task_function
+    from bookreader_cli.workers.worker import call_task_function
     from bookreader_cli.errors import JobFailed
 
     monkeypatch.setenv("BOOKREADER_HOME", str(tmp_path))
-    with pytest.raises(JobFailed, match="no tasks.no_such_job"):
+    with pytest.raises(JobFailed, match="no jobs.no_such_job"):
         call_task_function("no_such_job")
     assert call_task_function("health_check")["status"] in ("healthy", "degraded", "unhealthy")
 
 
 def test_under_celery_the_only_retry_loop_is_celerys(monkeypatch, tmp_path):
-    from bookreader_cli import runs, tasks
-    from bookreader_cli.celery_app import call_task_function
+    from bookreader_cli import jobs as tasks
+    from bookreader_cli import runs
+    from bookreader_cli.workers.worker import call_task_function
 
     calls = []
 
@@ -129,7 +130,7 @@ def test_under_celery_the_only_retry_loop_is_celerys(monkeypatch, tmp_path):
 
 
 def test_seed_style_arguments_reach_the_task_functions(monkeypatch, tmp_path):
-    from bookreader_cli.celery_app import call_task_function, seed_arguments
+    from bookreader_cli.workers.worker import call_task_function, seed_arguments
     from bookreader_cli.errors import BadInput
 
     def process_book(ctx, ref, mode=None):
@@ -232,7 +233,7 @@ class Workers:
         return proc
 
     def app(self):
-        from bookreader_cli.celery_app import make_app
+        from bookreader_cli.workers.app import make_app
 
         env = {"BOOKREADER_CELERY_BROKER_URL": self.broker, "BOOKREADER_CELERY_RESULT_BACKEND": self.broker}
         return make_app(load_settings(self.tmp / "client", environ=env))
@@ -304,13 +305,13 @@ def test_transient_failure_is_retried_with_celerys_retry(workers, tmp_path):
 
 @needs_redis
 def test_killed_worker_process_does_not_lose_the_chapter(workers, tmp_path):
-    from bookreader_cli.executors import chapter_payload, run_chapter_job
+    from bookreader_cli.workers.remote import chapter_payload, run_chapter_job
 
     app = workers.app()
     from bookreader_cli.books import load_book
 
     chapter = load_book(SAMPLE).chapters[1]
-    job = chapter_payload(chapter, "ru", "single", ["natasha"], load_settings(tmp_path))
+    job = chapter_payload(chapter, "ru", "single", ["natasha"], load_settings(tmp_path).nlp)
     markers = tmp_path / "markers"
     result = app.send_task("bookreader.test.die_first", args=[str(markers), job], queue="books")
     first = _wait_for(lambda: (markers / "1.pid").exists() and int((markers / "1.pid").read_text()), "delivery 1")
@@ -353,20 +354,21 @@ def test_whole_worker_killed_task_goes_to_another_worker(workers, tmp_path):
 @needs_redis
 def test_no_worker_warns_and_a_timeout_fails_cleanly(redis_url):
     from bookreader_cli.errors import JobFailed
-    from bookreader_cli.executors import celery_run_book
+    from bookreader_cli.nlp.segment import chapter_from_text
+    from bookreader_cli.workers.remote import celery_run_book
 
     lonely = redis_url.rsplit("/", 1)[0] + "/7"  # a database no worker listens on
     settings = load_settings(environ={"BOOKREADER_HOME": "/nonexistent", "BOOKREADER_CELERY_BROKER_URL": lonely,
                                       "BOOKREADER_CELERY_RESULT_BACKEND": lonely})
     warnings = []
     with pytest.raises(JobFailed, match=r"1 chapter\(s\) unfinished after 1s"):
-        list(celery_run_book([{"text": "Тёмный лес стоял стеной.", "paragraphs": None}], settings=settings,
+        list(celery_run_book([chapter_from_text("Тёмный лес стоял стеной.")], settings=settings,
                              timeout=1, on_warning=warnings.append))
     assert warnings and "no Celery worker answered" in warnings[0]
     from bookreader_cli.errors import BadInput
 
     with pytest.raises(BadInput, match="unknown mode"):
-        list(celery_run_book(["text"], mode="telepathy", settings=settings))
+        list(celery_run_book([chapter_from_text("text")], mode="telepathy", settings=settings))
 
 
 @needs_redis

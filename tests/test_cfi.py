@@ -12,18 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from bookreader_cli.books.cfi import (
+from bookreader_cli.epubcfi.grammar import compare_cfi, parse_cfi
+from bookreader_cli.epubcfi.locations import (
     cfi_from_percentage,
     chars_for_count,
-    compare_cfi,
     generate_locations,
-    parse_cfi,
     percentage_from_cfi,
-    resolve,
-    resolve_text,
 )
-from bookreader_cli.books.cfi_dom import EpubDom, parse_html_section, parse_xml_section, utf16_len
-from bookreader_cli.books.cfi_text import ChapterMap, cfi_to_chapter_offset, chapter_range_to_cfi
+from bookreader_cli.epubcfi.resolve import resolve, resolve_text
+from bookreader_cli.epubcfi.dom import EpubDom, parse_html_section, parse_xml_section, utf16_len
+from bookreader_cli.epubcfi.align import ChapterMap, cfi_to_chapter_offset, chapter_range_to_cfi
 from bookreader_cli.books.model import Chapter
 from bookreader_cli.errors import BadInput
 from epubjs_helper import needs_epubjs, run_epubjs_batch

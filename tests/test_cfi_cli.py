@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bookreader_cli.books.cfi import chars_for_count, generate_locations, percentage_from_cfi, resolve_text
+from bookreader_cli.epubcfi.locations import chars_for_count, generate_locations, percentage_from_cfi
+from bookreader_cli.epubcfi.resolve import resolve_text
 from conftest import SAMPLES, db_snapshot
 from epubjs_helper import epubjs_available, run_epubjs
 

@@ -28,11 +28,11 @@ from bookreader_cli.images.client import (  # noqa: E402
 )
 from bookreader_cli.images.files import InvalidImage, TEMP_PREFIX, validate_image, write_image_atomic  # noqa: E402
 from bookreader_cli.images.generate import (  # noqa: E402
-    IMAGE_ROW_COLUMNS,
     allowed_count,
     generate_for_descriptions,
     plan_requests,
 )
+from bookreader_cli.images.statuses import IMAGE_ROW_COLUMNS  # noqa: E402
 from bookreader_cli.images.prompts import build_prompt, description_seed  # noqa: E402
 
 SECRET = "sk_test_S3CRET_value_123"

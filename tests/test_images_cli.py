@@ -63,7 +63,7 @@ def api(server):
 def book(home):
     """The Russian sample imported, with five descriptions (ids 1..5) whose offsets hold."""
     from bookreader_cli.config import load_settings
-    from bookreader_cli.tasks import Context, import_book
+    from bookreader_cli.jobs import Context, import_book
 
     ctx = Context(load_settings(home, environ={}))
     try:
@@ -73,7 +73,7 @@ def book(home):
             by_chapter.setdefault(idx, []).append((words, dtype, priority))
         for idx, picks in sorted(by_chapter.items()):
             chapter = ctx.store.chapter(book_id, idx)
-            text = chapter["text"]
+            text = chapter.text
             rows = []
             for words, dtype, priority in picks:
                 start = text.index(words)
@@ -360,7 +360,8 @@ def test_cleanup_dry_run_then_for_real(home, book, br, api, tmp_path):
 def test_only_a_locked_database_makes_the_whole_job_transient():
     import sqlite3
 
-    from bookreader_cli import runs, tasks
+    from bookreader_cli import runs
+    from bookreader_cli.jobs import images as tasks
 
     def locked():
         raise sqlite3.OperationalError("database is locked")

@@ -78,7 +78,10 @@ def test_busy_is_exit_1_not_bad_input(store):
         with pytest.raises(Busy) as info:
             with db_lock(store, "job", busy_message="book 7 is being processed"):
                 pass
-    assert info.value.exit_code == 1
+    from bookreader_cli.cli.common import exit_code
+    from bookreader_cli.errors import BadInput
+
+    assert exit_code(info.value) == 1 and not isinstance(info.value, BadInput)
     assert str(info.value).startswith("book 7 is being processed: held by pid")
 
 

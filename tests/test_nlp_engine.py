@@ -7,8 +7,10 @@ import os
 import pytest
 
 from bookreader_cli.errors import BadInput, JobFailed
-from bookreader_cli.nlp.engine import analyze_text, models_report
-from bookreader_cli.nlp.pool import NlpPool, run_book
+from bookreader_cli.config import NlpSettings
+from bookreader_cli.nlp.engine import models_report
+from bookreader_cli.nlp.runner import NlpPool, analyze_text, run_book
+from bookreader_cli.nlp.segment import chapter_from_text
 
 import nlp_fakes
 
@@ -74,7 +76,7 @@ def test_ensemble_mode_votes_like_sequential_but_in_workers(pool):
 
 def test_adaptive_mode_runs_the_others_only_on_candidates():
     r = analyze_text(TEXT, mode="adaptive", processors=["snow_b", "snow_a"],
-                     settings={"weights": {"snow_a": 1.0, "snow_b": 1.0}})
+                     nlp=NlpSettings(weights={"snow_a": 1.0, "snow_b": 1.0}))
     # screener = first requested (no spacy here): snow_b scores 0.9 on two sentences, 0.1 < floor on the third
     assert r.timings["adaptive_candidates"] == 2
     assert r.votes_summary["snow_b"]["ran"] == 3 and r.votes_summary["snow_a"]["ran"] == 2
@@ -103,7 +105,7 @@ def test_crashing_processor_falls_back_to_the_others(pool):
 
 
 def test_run_book_yields_every_chapter_and_drops_a_processor_that_crashed():
-    chapters = [TEXT, "Снег шёл весь день, и CRASH случился снег.", TEXT, {"text": TEXT, "paragraphs": None}]
+    chapters = [chapter_from_text(t) for t in (TEXT, "Снег шёл весь день, и CRASH случился снег.", TEXT, TEXT)]
     seen = []
     results = dict(run_book(chapters, lang="ru", mode="ensemble", processors=["snow_a", "crashing"], workers=2,
                             on_chapter=lambda i, r: seen.append(i)))
@@ -116,7 +118,7 @@ def test_run_book_yields_every_chapter_and_drops_a_processor_that_crashed():
 
 
 def test_run_book_does_not_start_a_failed_processor_on_later_chapters():
-    chapters = [TEXT, "CRASH снег снег снег.", TEXT, TEXT, TEXT]
+    chapters = [chapter_from_text(t) for t in (TEXT, "CRASH снег снег снег.", TEXT, TEXT, TEXT)]
     results = dict(run_book(chapters, mode="sequential", processors=["snow_a", "crashing"], workers=1))
     assert results[4].processors_used == ["snow_a"] and "crashing" in results[4].processor_failures
 
@@ -124,14 +126,14 @@ def test_run_book_does_not_start_a_failed_processor_on_later_chapters():
 @pytest.mark.parametrize("mode", ["single", "sequential", "adaptive"])
 def test_run_book_in_process_modes(mode):
     procs = ["snow_b"] if mode == "single" else ["snow_a", "snow_b"]
-    results = dict(run_book([TEXT, TEXT], mode=mode, processors=procs, workers=2))
+    results = dict(run_book([chapter_from_text(TEXT)] * 2, mode=mode, processors=procs, workers=2))
     assert sorted(results) == [0, 1]
     assert results[0].timings["worker_pid"] != os.getpid()
     assert [d.to_dict() for d in results[0].descriptions] == [d.to_dict() for d in results[1].descriptions]
 
 
 def test_a_dying_worker_is_survived():
-    results = dict(run_book([TEXT, "Снег. DIE снег снег.", TEXT], mode="ensemble", processors=["snow_a", "dying"],
+    results = dict(run_book([chapter_from_text(t) for t in (TEXT, "Снег. DIE снег снег.", TEXT)], mode="ensemble", processors=["snow_a", "dying"],
                             workers=2))
     assert sorted(results) == [0, 1, 2]
     assert "dying" in results[1].processor_failures

@@ -1,5 +1,6 @@
 """Vote arithmetic, merging, exclusions, priority and the consensus rate (no models needed)."""
 
+from bookreader_cli.config import NlpSettings
 from bookreader_cli.nlp.base import Vote
 from bookreader_cli.nlp.ensemble import EnsembleConfig, config_from, consensus_rate, decide, merge
 from bookreader_cli.nlp.segment import segment
@@ -32,7 +33,7 @@ def test_one_processor_alone_fails_with_three_running():
 
 
 def test_weights_and_threshold_come_from_settings():
-    cfg = config_from({"weights": {"spacy": 3.0}, "threshold": 0.5})
+    cfg = config_from(NlpSettings(weights={"spacy": 3.0}, threshold=0.5))
     assert cfg.weights == {"spacy": 3.0, "natasha": 1.2, "stanza": 0.8} and cfg.threshold == 0.5
     sentences = segment(TEXT)
     yes = {"spacy": {0}, "natasha": set(), "stanza": set()}

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from bookreader_cli.nlp.engine import analyze_text, loaded_processor
+from bookreader_cli.nlp.processors import loaded_processor
+from bookreader_cli.nlp.runner import analyze_text
 from bookreader_cli.nlp.segment import segment
 
 VIVID = ("Каштанка увидела перед собой коротенького и толстенького человечка с бритым пухлым лицом, "

@@ -131,7 +131,7 @@ def test_list_filters_and_id_prefixes(store):
 def test_counts_by_queue_and_state_has_every_queue_and_state(store):
     runs.record(store, "generate_images", "images", {}, lambda: {})
     counts = runs.counts_by_queue_and_state(store.conn)
-    assert set(counts) == set(runs.QUEUES)
+    assert set(counts) == set(runs.RUN_QUEUES)
     assert all(set(c) == set(runs.STATES) for c in counts.values())
     assert counts["images"]["SUCCESS"] == 1
     assert sum(sum(c.values()) for c in counts.values()) == 1

@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from bookreader_cli import schedule
+from bookreader_cli.jobs import cron as schedule
 from bookreader_cli.locks import db_lock
 from bookreader_cli.store import Store
 
@@ -99,7 +99,8 @@ def test_unknown_job_is_bad_input(cli, home):
 
 
 def test_a_failing_job_is_logged_and_exits_1(home, monkeypatch):
-    from bookreader_cli import tasks
+    from bookreader_cli import jobs as tasks
+    from bookreader_cli.cli.common import exit_code
     from bookreader_cli.config import load_settings
     from bookreader_cli.errors import JobFailed
 
@@ -112,7 +113,7 @@ def test_a_failing_job_is_logged_and_exits_1(home, monkeypatch):
         try:
             schedule.run_job(ctx, "stats")
         except JobFailed as exc:
-            assert exc.exit_code == 1
+            assert exit_code(exc) == 1
         else:
             raise AssertionError("expected JobFailed")
     finally:

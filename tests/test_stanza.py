@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bookreader_cli.config import NlpSettings
 from bookreader_cli.errors import BadInput
 from bookreader_cli.nlp.base import DESCRIPTION_TYPES
 from bookreader_cli.nlp.processors.stanza import StanzaProcessor
@@ -27,7 +28,7 @@ TEXT = "\n".join([DESCRIPTIVE, DIALOGUE, THOUGHT])
 
 @pytest.fixture(scope="module")
 def bundled() -> StanzaProcessor:
-    processor = StanzaProcessor({"stanza_dir": str(BUNDLED_DIR)})
+    processor = StanzaProcessor(NlpSettings(stanza_dir=str(BUNDLED_DIR)))
     ok, reason = processor.availability()
     assert ok, reason
     processor.load()
@@ -137,7 +138,7 @@ def test_fast_tree_decoder_matches_stanzas():
 
 def test_ner_only_when_asked(bundled):
     assert "ner" not in bundled.pipeline.processors
-    with_ner = StanzaProcessor({"stanza_dir": str(BUNDLED_DIR), "stanza_ner": True})
+    with_ner = StanzaProcessor(NlpSettings(stanza_dir=str(BUNDLED_DIR), stanza_ner=True))
     with_ner.load()
     assert "ner" in with_ner.pipeline.processors
     sentences = segment(TEXT)
@@ -149,30 +150,31 @@ def test_ner_only_when_asked(bundled):
 def test_unavailable_with_a_clear_reason(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    ok, reason = StanzaProcessor({"stanza_dir": str(empty)}).availability()
+    ok, reason = StanzaProcessor(NlpSettings(stanza_dir=str(empty))).availability()
     assert not ok and "no Stanza models" in reason and "train-stanza" in reason
 
     partial = tmp_path / "partial"
     (partial / "ru" / "pos").mkdir(parents=True)
     shutil.copy(BUNDLED_DIR / "ru" / "pos" / "bookreader.pt", partial / "ru" / "pos" / "x.pt")
-    ok, reason = StanzaProcessor({"stanza_dir": str(partial)}).availability()
+    ok, reason = StanzaProcessor(NlpSettings(stanza_dir=str(partial))).availability()
     assert not ok and "lemma" in reason and "depparse" in reason
 
     with pytest.raises(RuntimeError, match="no Stanza models"):
-        StanzaProcessor({"stanza_dir": str(empty)}).load()
+        StanzaProcessor(NlpSettings(stanza_dir=str(empty))).load()
 
 
 def test_default_location_falls_back_to_bundled_models(tmp_path):
     from bookreader_cli.config import load_settings
 
     settings = load_settings(home=tmp_path / "home", environ={})
-    ok, reason = StanzaProcessor(settings).availability()
+    ok, reason = StanzaProcessor(settings.nlp).availability()
     assert ok and "bundled" in reason
 
 
 def test_availability_is_cheap(tmp_path):
     code = ("import sys, json; from bookreader_cli.nlp.processors import check\n"
-            f"row = check('stanza', {{'stanza_dir': {str(BUNDLED_DIR)!r}}})[:2]\n"
+            "from bookreader_cli.config import NlpSettings\n"
+            f"row = check('stanza', NlpSettings(stanza_dir={str(BUNDLED_DIR)!r}))[:2]\n"
             "heavy = [m for m in ('torch', 'stanza', 'numpy') if m in sys.modules]\n"
             "print(json.dumps({'row': row, 'heavy': heavy}))")
     out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
@@ -217,7 +219,7 @@ def test_standard_stanza_layout_loads_unchanged(tmp_path, bundled):
     assert set(models.models) == set(PROCESSORS)
 
     for given in (root, root / "ru"):  # the resources dir or its language folder
-        processor = StanzaProcessor({"stanza_dir": str(given)})
+        processor = StanzaProcessor(NlpSettings(stanza_dir=str(given)))
         ok, reason = processor.availability()
         assert ok and str(root) in reason and "trained locally" not in reason
     processor.load()
@@ -231,7 +233,7 @@ def test_standard_stanza_layout_loads_unchanged(tmp_path, bundled):
 def test_silver_annotation_is_valid_stanza_training_data(tmp_path):
     from stanza.utils.conll import CoNLL
 
-    from bookreader_cli.nlp import stanza_corpus as corpus
+    from bookreader_cli.training import stanza_corpus as corpus
 
     paragraphs = [DESCRIPTIVE + " " + THOUGHT, "Иван Петрович приехал в Москву вечером. Было тихо и темно."]
     annotated = corpus.annotate(paragraphs)
@@ -257,7 +259,7 @@ def test_silver_annotation_is_valid_stanza_training_data(tmp_path):
 
 
 def test_tree_repair_keeps_labels_consistent():
-    from bookreader_cli.nlp.stanza_corpus import tree_with_labels
+    from bookreader_cli.training.stanza_corpus import tree_with_labels
 
     heads, rels = tree_with_labels([2, 0, 2, 0, 6, 5], ["amod", "root", "obj", "root", "nmod", "nmod"])
     assert heads.count(0) == 1 and rels.count("root") == 1
@@ -267,7 +269,7 @@ def test_tree_repair_keeps_labels_consistent():
 
 def test_training_runs_stanzas_own_trainer(tmp_path):
     """A short real run (lemmatizer only, so the suite stays fast) into a standard layout."""
-    from bookreader_cli.nlp.stanza_train import train_stanza_models
+    from bookreader_cli.training.stanza_train import train_stanza_models
 
     texts = [DESCRIPTIVE, THOUGHT, "Иван Петрович приехал в Москву вечером. Было тихо и темно.",
              "Над рекой стоял белый туман, и мокрая трава блестела под луной."] * 3
@@ -281,7 +283,7 @@ def test_training_runs_stanzas_own_trainer(tmp_path):
 
 
 def test_train_cli_rejects_bad_input(tmp_path):
-    from bookreader_cli.nlp.stanza_train import train_stanza_cli
+    from bookreader_cli.training.stanza_train import train_stanza_cli
 
     with pytest.raises(BadInput, match="size"):
         train_stanza_cli(tmp_path, size="huge")

@@ -15,7 +15,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from ..errors import BadInput
+from ..errors import BadInput, NotFound, UnreadableBook
 from .model import Book, Chapter, Paragraph
 
 __all__ = ["Book", "Chapter", "Paragraph", "file_sha256", "load_book", "sniff_format"]
@@ -67,28 +67,28 @@ def load_book(path: str | Path) -> Book:
     except BadInput:
         raise
     except Exception as exc:  # sniffing reads a zip directory; a damaged one must still be one clear line
-        raise BadInput(f"{label}: cannot tell what this file is: {type(exc).__name__}: {exc}") from None
+        raise UnreadableBook(f"{label}: cannot tell what this file is: {type(exc).__name__}: {exc}") from None
     if fmt is None:
         if claimed:
-            raise BadInput(f"{label}: not {_article(claimed)} (it is {what})")
-        raise BadInput(f"{label}: not an e-book: looks like {what}")
+            raise UnreadableBook(f"{label}: not {_article(claimed)} (it is {what})")
+        raise UnreadableBook(f"{label}: not an e-book: looks like {what}")
     if what == "a broken zip archive":
         from .safety import open_zip
 
         open_zip(data, label, kind={"EPUB": "EPUB", "FB2": "FB2 zip"}.get(claimed or "EPUB", "zip archive"))
     if fmt == "txt" and claimed in ("EPUB", "FB2"):
-        raise BadInput(f"{label}: not {_article(claimed)} (it is {what})")
+        raise UnreadableBook(f"{label}: not {_article(claimed)} (it is {what})")
     try:
         book = _parse(fmt, data, label)
     except BadInput:
         raise
     except RecursionError:
-        raise BadInput(f"{label}: refused: document nesting is too deep to read") from None
+        raise UnreadableBook(f"{label}: refused: document nesting is too deep to read") from None
     except MemoryError:
-        raise BadInput(f"{label}: refused: book is too large to read in memory") from None
+        raise UnreadableBook(f"{label}: refused: book is too large to read in memory") from None
     except Exception as exc:  # a parser bug or a library tripping on odd input must still be one clear line
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BadInput(f"{label}: cannot read this {_FORMAT_NAMES[fmt]}: {type(exc).__name__}: {detail}") from None
+        raise UnreadableBook(f"{label}: cannot read this {_FORMAT_NAMES[fmt]}: {type(exc).__name__}: {detail}") from None
     if claimed and claimed != _FORMAT_NAMES[fmt]:
         book.warnings.insert(0, f"file name says {claimed} but the contents are {_FORMAT_NAMES[fmt]}")
     if not book.title:
@@ -119,24 +119,24 @@ def _read_file(path: Path, label: str) -> bytes:
 
     try:
         if path.is_dir():
-            raise BadInput(f"{path}: is a directory, not a book file")
+            raise UnreadableBook(f"{path}: is a directory, not a book file")
         if not path.exists():
-            raise BadInput(f"{path}: no such file")
+            raise NotFound(f"{path}: no such file")
         size = path.stat().st_size
         if size > MAX_BOOK_FILE_BYTES:
-            raise BadInput(f"{label}: refused: file is {size // 2**20} MB (limit {MAX_BOOK_FILE_BYTES // 2**20} MB)")
+            raise UnreadableBook(f"{label}: refused: file is {size // 2**20} MB (limit {MAX_BOOK_FILE_BYTES // 2**20} MB)")
         with path.open("rb") as fh:
             data = fh.read(MAX_BOOK_FILE_BYTES + 1)
     except BadInput:
         raise
     except OSError as exc:
-        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise UnreadableBook(f"{path}: cannot read: {exc.strerror or exc}") from None
     except ValueError as exc:  # e.g. a NUL byte in the path
-        raise BadInput(f"{label}: cannot read: {exc}") from None
+        raise UnreadableBook(f"{label}: cannot read: {exc}") from None
     if not data:
-        raise BadInput(f"{label}: empty file (0 bytes)")
+        raise UnreadableBook(f"{label}: empty file (0 bytes)")
     if len(data) > MAX_BOOK_FILE_BYTES:
-        raise BadInput(f"{label}: refused: file is larger than {MAX_BOOK_FILE_BYTES // 2**20} MB")
+        raise UnreadableBook(f"{label}: refused: file is larger than {MAX_BOOK_FILE_BYTES // 2**20} MB")
     return data
 
 

@@ -28,7 +28,7 @@ from urllib.parse import unquote
 
 from lxml import etree
 
-from ..errors import BadInput
+from ..errors import BadInput, UnreadableBook
 from .model import Book, Chapter
 from .safety import SafeZip, html_entities_to_numeric, open_zip, parse_xml, refuse_declared_entities, safe_xml_parser
 
@@ -91,25 +91,25 @@ def _read_package(archive: SafeZip, label: str) -> Package:
         if mimetype != EPUB_MIMETYPE:
             warnings.append(f"mimetype file says {mimetype[:60]!r}, not 'application/epub+zip' (read anyway)")
     if archive.find("META-INF/container.xml") is None:
-        raise BadInput(f"{label}: broken EPUB: no META-INF/container.xml")
+        raise UnreadableBook(f"{label}: broken EPUB: no META-INF/container.xml")
     container = parse_xml(archive.read("META-INF/container.xml"), f"{label}: META-INF/container.xml")
     rootfiles = [el for el in container.iter("{*}rootfile") if el.get("full-path")]
     chosen = next((r for r in rootfiles if r.get("media-type") == "application/oebps-package+xml"), None)
     if chosen is None:
         chosen = next((r for r in rootfiles if r.get("full-path", "").lower().endswith(".opf")), None)
         if chosen is None:
-            raise BadInput(f"{label}: broken EPUB: container.xml names no OPF package file")
+            raise UnreadableBook(f"{label}: broken EPUB: container.xml names no OPF package file")
         warnings.append(f"container.xml rootfile has media-type {chosen.get('media-type')!r} (read anyway)")
     opf_path = archive.find(chosen.get("full-path"))
     if opf_path is None:
-        raise BadInput(f"{label}: broken EPUB: OPF package file {chosen.get('full-path')!r} is missing")
+        raise UnreadableBook(f"{label}: broken EPUB: OPF package file {chosen.get('full-path')!r} is missing")
     root = parse_xml(archive.read(opf_path), f"{label}: {opf_path}", what="OPF")
     if root.tag != f"{{{OPF_NS}}}package":
-        raise BadInput(f"{label}: broken EPUB: {opf_path} is not an OPF package (root {root.tag!r}; "
+        raise UnreadableBook(f"{label}: broken EPUB: {opf_path} is not an OPF package (root {root.tag!r}; "
                        f"expected <package> in namespace {OPF_NS})")
     for part in ("metadata", "manifest", "spine"):
         if root.find(f"{{{OPF_NS}}}{part}") is None:
-            raise BadInput(f"{label}: broken EPUB: {opf_path} has no <{part}>")
+            raise UnreadableBook(f"{label}: broken EPUB: {opf_path} has no <{part}>")
     manifest = root.find(f"{{{OPF_NS}}}manifest")
     invalid = [item for item in manifest if isinstance(item.tag, str) and not (item.get("id") and item.get("href"))]
     for item in invalid:
@@ -171,7 +171,7 @@ def _load_with_ebooklib(package: Package, label: str):
         raise
     except Exception as exc:  # ebooklib's own complaints and whatever a malformed package trips in it
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"{label}: broken EPUB: {message}") from None
+        raise UnreadableBook(f"{label}: broken EPUB: {message}") from None
     ebook.missing_files = reader.missing
     return ebook
 
@@ -195,12 +195,12 @@ def _build_book(ebook, package: Package, label: str) -> Book:
             continue
         path = full_path(item)
         if path in ebook.missing_files:
-            raise BadInput(f"{label}: broken EPUB: spine file {path!r} is missing from the archive")
+            raise UnreadableBook(f"{label}: broken EPUB: spine file {path!r} is missing from the archive")
         if (item.media_type or "") not in XHTML_TYPES and not path.lower().endswith((".xhtml", ".html", ".htm")):
             continue  # images or other non-text spine items
         spine_docs.append((path, item.content or b""))  # raw bytes: EpubHtml.get_content() rewrites them
     if not spine_docs:
-        raise BadInput(f"{label}: EPUB has no readable chapters (its spine lists no XHTML files)")
+        raise UnreadableBook(f"{label}: EPUB has no readable chapters (its spine lists no XHTML files)")
 
     chapters: list[Chapter] = []
     pending: list[tuple[str, str]] = []
@@ -227,7 +227,7 @@ def _build_book(ebook, package: Package, label: str) -> Book:
             source = f"{path}#{anchor}" if anchor else path
             chapters.append(Chapter.from_paragraphs(title, paras, source=source))
     if not chapters:
-        raise BadInput(f"{label}: EPUB has no text in any of its {len(spine_docs)} spine file(s)")
+        raise UnreadableBook(f"{label}: EPUB has no text in any of its {len(spine_docs)} spine file(s)")
     book.chapters = chapters
     book.cover, book.cover_media_type = _cover(ebook, package.cover_id)
     book.warnings = warnings

@@ -21,7 +21,7 @@ import re
 
 from lxml import etree
 
-from ..errors import BadInput
+from ..errors import BadInput, UnreadableBook
 from .model import Book, Chapter
 from .safety import html_entities_to_numeric, open_zip, parse_xml, refuse_declared_entities, safe_xml_parser
 from .txt import guess_single_byte
@@ -59,9 +59,9 @@ def parse_fb2_zip(data: bytes, label: str) -> Book:
     archive = open_zip(data, label, kind="FB2 zip")
     inner = [n for n in archive.names() if n.lower().endswith(".fb2")]
     if not inner:
-        raise BadInput(f"{label}: not an FB2 zip: no .fb2 file inside")
+        raise UnreadableBook(f"{label}: not an FB2 zip: no .fb2 file inside")
     if len(inner) > 1:
-        raise BadInput(f"{label}: zip holds {len(inner)} .fb2 files; import them one at a time")
+        raise UnreadableBook(f"{label}: zip holds {len(inner)} .fb2 files; import them one at a time")
     book = parse_fb2(archive.read(inner[0]), f"{label}:{inner[0]}")
     book.warnings.extend(f"ignored unsafe zip member name {n!r}" for n in archive.ignored)
     return book
@@ -71,16 +71,16 @@ def parse_fb2(data: bytes, label: str) -> Book:
     warnings: list[str] = []
     root = _parse_root(data, label, warnings)
     if _local(root) != "FictionBook":
-        raise BadInput(f"{label}: not an FB2: root element is <{_local(root)}>, not <FictionBook>")
+        raise UnreadableBook(f"{label}: not an FB2: root element is <{_local(root)}>, not <FictionBook>")
     bodies = _children(root, "body")
     main = next((b for b in bodies if b.get("name") not in ("notes", "comments")), None)
     if main is None:
-        raise BadInput(f"{label}: broken FB2: no main <body>")
+        raise UnreadableBook(f"{label}: broken FB2: no main <body>")
     book = _metadata(root)
     book.warnings = warnings
     book.chapters = _chapters(main, book.title)
     if not book.chapters:
-        raise BadInput(f"{label}: FB2 has no text in its main <body>")
+        raise UnreadableBook(f"{label}: FB2 has no text in its main <body>")
     for body in bodies:
         if body is not main and body.get("name") in ("notes", "comments"):
             book.notes.extend(_notes(body))
@@ -100,13 +100,13 @@ def _parse_root(data: bytes, label: str, warnings: list[str]):
         declared = _ENCODING_DECL.match(data)
         declared_utf8 = declared is None or declared.group(1).lower() in (b"utf-8", b"utf8", b"utf_8")
         if "refused" in message or not declared_utf8 or _is_utf8(data):
-            raise BadInput(message) from None
+            raise UnreadableBook(message) from None
         encoding = guess_single_byte(data)
         text = _XML_DECL.sub(b"", data, count=1).decode(encoding, errors="replace")
         try:
             root = etree.fromstring(text, parser=safe_xml_parser())
         except etree.XMLSyntaxError:
-            raise BadInput(message) from None
+            raise UnreadableBook(message) from None
         warnings.append(f"declared UTF-8 but is not; read as {encoding}")
         return root
 

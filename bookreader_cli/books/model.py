@@ -23,6 +23,8 @@ class Chapter:
     text: str
     paragraphs: list[Paragraph]
     source: str = ""  # where it came from: EPUB href (with #anchor if split), FB2 section path, TXT line
+    idx: int = 0  # its position in the stored book (store.chapters() fills idx and id)
+    id: int | None = None  # its row id in the store
 
     @classmethod
     def from_paragraphs(cls, title: str, paras: list[tuple[str, str]], source: str = "") -> "Chapter":

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from ..errors import BadInput
+from ..errors import UnreadableBook
 
 # Limits (bytes unless said otherwise). Real books are far below them: War and Peace EPUB is ~2 MB zipped,
 # ~6 MB inflated; the biggest illustrated EPUBs run to a few hundred MB.
@@ -51,22 +51,22 @@ def safe_xml_parser(recover: bool = False) -> etree.XMLParser:
 def refuse_declared_entities(data: bytes, label: str) -> None:
     """Raise BadInput if the document's DTD declares entities (possible XXE or entity bomb)."""
     if any(marker in data for marker in _ENTITY_DECL):
-        raise BadInput(f"{label}: refused: XML declares entities (possible XXE or entity bomb)")
+        raise UnreadableBook(f"{label}: refused: XML declares entities (possible XXE or entity bomb)")
 
 
 def parse_xml(data: bytes, label: str, what: str = "XML") -> etree._Element:
     """Parse untrusted XML bytes safely; any failure is a one-line BadInput naming `label`."""
     refuse_declared_entities(data, label)
     if len(data) > MAX_XML_MEMBER_BYTES:
-        raise BadInput(f"{label}: refused: {what} document is larger than {MAX_XML_MEMBER_BYTES // 2**20} MB")
+        raise UnreadableBook(f"{label}: refused: {what} document is larger than {MAX_XML_MEMBER_BYTES // 2**20} MB")
     try:
         root = etree.fromstring(data, parser=safe_xml_parser())
     except etree.XMLSyntaxError as exc:
-        raise BadInput(f"{label}: {what} is not well-formed: {_first_line(exc)}") from None
+        raise UnreadableBook(f"{label}: {what} is not well-formed: {_first_line(exc)}") from None
     except (ValueError, LookupError) as exc:  # e.g. an unknown declared encoding
-        raise BadInput(f"{label}: {what} cannot be read: {_first_line(exc)}") from None
+        raise UnreadableBook(f"{label}: {what} cannot be read: {_first_line(exc)}") from None
     if root is None:
-        raise BadInput(f"{label}: {what} is empty")
+        raise UnreadableBook(f"{label}: {what} is empty")
     return root
 
 
@@ -121,11 +121,11 @@ class SafeZip:
                 data = fh.read(MAX_ZIP_MEMBER_UNCOMPRESSED + 1)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError,
                 EOFError, ValueError) as exc:
-            raise BadInput(f"{self.label}: damaged zip member {stored!r}: {_first_line(exc)}") from None
+            raise UnreadableBook(f"{self.label}: damaged zip member {stored!r}: {_first_line(exc)}") from None
         except Exception as exc:  # zlib.error and friends
-            raise BadInput(f"{self.label}: damaged zip member {stored!r}: {_first_line(exc)}") from None
+            raise UnreadableBook(f"{self.label}: damaged zip member {stored!r}: {_first_line(exc)}") from None
         if len(data) > MAX_ZIP_MEMBER_UNCOMPRESSED:
-            raise BadInput(f"{self.label}: refused: zip member {stored!r} inflates beyond its declared size")
+            raise UnreadableBook(f"{self.label}: refused: zip member {stored!r} inflates beyond its declared size")
         self._cache[stored] = data
         return data
 
@@ -138,28 +138,28 @@ def open_zip(data: bytes, label: str, kind: str = "zip archive") -> SafeZip:
         reason = str(exc)
         if "not a zip file" in reason.lower():
             reason = "not a readable zip archive (no end-of-central-directory record; truncated?)"
-        raise BadInput(f"{label}: broken {kind}: {reason}") from None
+        raise UnreadableBook(f"{label}: broken {kind}: {reason}") from None
     except Exception as exc:
-        raise BadInput(f"{label}: broken {kind}: {_first_line(exc)}") from None
+        raise UnreadableBook(f"{label}: broken {kind}: {_first_line(exc)}") from None
     infos = zf.infolist()
     if len(infos) > MAX_ZIP_MEMBERS:
-        raise BadInput(f"{label}: refused: zip has {len(infos)} members (limit {MAX_ZIP_MEMBERS})")
+        raise UnreadableBook(f"{label}: refused: zip has {len(infos)} members (limit {MAX_ZIP_MEMBERS})")
     total = 0
     safe = SafeZip(zf=zf, data=data, label=label)
     for info in infos:
         if info.file_size > MAX_ZIP_MEMBER_UNCOMPRESSED:
-            raise BadInput(
+            raise UnreadableBook(
                 f"{label}: refused: zip member {info.filename!r} would inflate to {info.file_size} bytes "
                 f"(limit {MAX_ZIP_MEMBER_UNCOMPRESSED}; possible zip bomb)"
             )
         if info.file_size > RATIO_CHECK_MIN_BYTES and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-            raise BadInput(
+            raise UnreadableBook(
                 f"{label}: refused: zip member {info.filename!r} compresses {info.file_size // max(info.compress_size, 1)}:1 "
                 f"(limit {MAX_ZIP_RATIO}:1; possible zip bomb)"
             )
         total += info.file_size
         if total > MAX_ZIP_TOTAL_UNCOMPRESSED:
-            raise BadInput(
+            raise UnreadableBook(
                 f"{label}: refused: zip would inflate to more than {MAX_ZIP_TOTAL_UNCOMPRESSED // 2**20} MB "
                 "(possible zip bomb)"
             )

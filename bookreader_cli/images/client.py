@@ -32,19 +32,11 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429}) | frozenset(range(500, 600))  # 
 
 @dataclass
 class ImageOptions(ImageSettings):
-    """The image settings one client run uses, built from a Settings, an ImageSettings or a dict."""
+    """The image settings one client run uses: an ImageSettings (the defaults when None) plus overrides."""
 
     @classmethod
-    def from_settings(cls, settings=None, **overrides) -> "ImageOptions":
-        """Take matching fields from a Settings (its .images), an ImageSettings, a dict, or nothing."""
-        source = getattr(settings, "images", settings)
-        values = {}
-        for f in fields(cls):
-            if isinstance(source, dict):
-                if f.name in source:
-                    values[f.name] = source[f.name]
-            elif source is not None and hasattr(source, f.name):
-                values[f.name] = getattr(source, f.name)
+    def from_settings(cls, images: ImageSettings | None = None, **overrides) -> "ImageOptions":
+        values = {f.name: getattr(images, f.name) for f in fields(ImageSettings)} if images is not None else {}
         values.update(overrides)
         return cls(**values)
 

@@ -14,14 +14,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
+from bookreader_cli.config import ImageSettings
 from bookreader_cli.images.client import ImageClient, ImageFetchError, ImageOptions, ImageRequest, build_url
 from bookreader_cli.images.files import write_image_atomic
 from bookreader_cli.images.prompts import build_prompt, description_seed, description_type
-
-# Row statuses handed to on_result
-COMPLETED = "completed"
-FAILED = "failed"
-
+from bookreader_cli.images.statuses import COMPLETED, FAILED
 
 DAILY_WINDOW_SECONDS = 86400.0  # "today" for the per-user limit: the last 24 hours, free of time zones
 
@@ -45,9 +42,9 @@ def _description_id(description: dict):
     return description.get("id", description.get("description_id"))
 
 
-def plan_requests(descriptions: list[dict], settings=None) -> list[dict]:
+def plan_requests(descriptions: list[dict], images: ImageSettings | None = None) -> list[dict]:
     """What would be sent, without sending it (for --dry-run): prompt, seed, parameters and URL per description."""
-    options = ImageOptions.from_settings(settings)
+    options = ImageOptions.from_settings(images)
     plans = []
     for d in descriptions:
         request = _request_for(d, options)
@@ -80,11 +77,6 @@ def _request_for(description: dict, options: ImageOptions) -> ImageRequest:
 
 
 # The columns of store.py's `images` table (minus its id): the row dict handed to on_result has exactly these.
-IMAGE_ROW_COLUMNS = (
-    "description_id", "book_id", "user", "path", "sha256", "prompt", "params", "seed", "model", "source_url",
-    "size_bytes", "width", "height", "status", "error", "generation_time_seconds", "created_at",
-)
-
 
 def _base_row(description: dict, request: ImageRequest, options: ImageOptions, user) -> dict:
     return {
@@ -140,7 +132,7 @@ def _make_one(client: ImageClient, description: dict, options: ImageOptions, ima
 
 def generate_for_descriptions(
     descriptions: list[dict],
-    settings=None,
+    images: ImageSettings | None = None,
     images_dir: str | Path = "images",
     user=None,
     on_result: Callable[[dict], None] | None = None,
@@ -152,11 +144,11 @@ def generate_for_descriptions(
 ) -> dict:
     """Make a picture per description (dicts with id, text, type); return the seed's generate_images_task dict.
 
-    The API key comes from `api_key` or the environment variable named by settings.api_key_env. Rows for
+    The API key comes from `api_key` or the environment variable named by images.api_key_env. Rows for
     failures are handed to on_result too (status "failed", error set); a raising on_result fails that image only.
     """
     started = time.perf_counter()
-    options = ImageOptions.from_settings(settings)
+    options = ImageOptions.from_settings(images)
     images_dir = Path(images_dir)
     env = os.environ if environ is None else environ
     key = api_key if api_key is not None else (env.get(options.api_key_env) or None)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from bookreader_cli.config import NlpSettings
 from bookreader_cli.nlp.base import DESCRIPTION_TYPES, Sentence, Vote
 from bookreader_cli.nlp.segment import word_count
 
@@ -41,16 +42,13 @@ class EnsembleConfig:
     type_all: bool = False  # also type sentences nobody said yes to (for inspection)
 
 
-def config_from(settings=None, **overrides) -> EnsembleConfig:
-    """Build from config.Settings, its NlpSettings, a dict, or None (defaults)."""
+def config_from(nlp: NlpSettings | None = None, **overrides) -> EnsembleConfig:
+    """The vote's configuration from the NLP settings (None: the defaults), then `overrides`."""
     cfg = EnsembleConfig()
-    src = getattr(settings, "nlp", settings)
-    get = (lambda k, d: src.get(k, d)) if isinstance(src, dict) else (lambda k, d: getattr(src, k, d))
-    if src is not None:
-        cfg.weights = {**cfg.weights, **(get("weights", None) or {})}
-        cfg.threshold = float(get("threshold", cfg.threshold))
-        cfg.max_chars = int(get("max_description_chars", get("max_chars", cfg.max_chars)))
-        cfg.min_words = int(get("min_words", cfg.min_words))
+    if nlp is not None:
+        cfg.weights = {**cfg.weights, **(nlp.weights or {})}
+        cfg.threshold = float(nlp.threshold)
+        cfg.max_chars = int(nlp.max_description_chars)
     for key, value in overrides.items():
         setattr(cfg, key, value)
     return cfg
@@ -220,7 +218,3 @@ def consensus_rate(decisions: list[Decision]) -> float:
     """Share of passing sentences on which every processor that ran voted yes (0.0 if none passed)."""
     passed = [d for d in decisions if d.passed]
     return round(sum(1 for d in passed if d.unanimous) / len(passed), 4) if passed else 0.0
-
-
-def rank(descriptions: list[Description]) -> list[Description]:
-    return sorted(descriptions, key=lambda d: -d.priority)

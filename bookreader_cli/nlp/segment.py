@@ -7,8 +7,9 @@ boundary and merging can rely on `Sentence.paragraph`.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Sequence
 
+from bookreader_cli.books.model import Chapter, Paragraph
 from bookreader_cli.nlp.base import Sentence
 
 # Russian dialogue opens a paragraph with a dash; quoted speech with a quote mark.
@@ -44,27 +45,19 @@ def is_dialogue(paragraph_text: str) -> bool:
     return paragraph_text.lstrip().startswith(DIALOGUE_OPENERS)
 
 
-def _as_spans(paragraphs: Iterable) -> list[tuple[int, int, str]]:
-    """Accept books.model.Paragraph objects, (start, end[, kind]) tuples or dicts."""
-    out = []
-    for p in paragraphs:
-        if isinstance(p, dict):
-            out.append((int(p["start"]), int(p["end"]), p.get("kind", "text")))
-        elif isinstance(p, (tuple, list)):
-            out.append((int(p[0]), int(p[1]), p[2] if len(p) > 2 else "text"))
-        else:
-            out.append((p.start, p.end, getattr(p, "kind", "text")))
-    return out
+def chapter_from_text(text: str, title: str = "") -> Chapter:
+    """A plain text as a Chapter: its "\\n"-separated lines are the paragraphs (kinds guessed)."""
+    return Chapter(title, text, [Paragraph(s, e, k) for s, e, k in paragraphs_from_text(text)])
 
 
-def segment(text: str, paragraphs: Iterable | None = None) -> list[Sentence]:
+def segment(text: str, paragraphs: Sequence[Paragraph] | None = None) -> list[Sentence]:
     """Split `text` into sentences with offsets; `paragraphs` (offsets into text) default to its lines.
 
     A sentence of a dialogue paragraph gets kind "dialogue"; others inherit their paragraph's kind.
     """
     from razdel import sentenize
 
-    spans = paragraphs_from_text(text) if paragraphs is None else _as_spans(paragraphs)
+    spans = paragraphs_from_text(text) if paragraphs is None else [(p.start, p.end, p.kind) for p in paragraphs]
     sentences: list[Sentence] = []
     for p_index, (p_start, p_end, kind) in enumerate(spans):
         para = text[p_start:p_end]

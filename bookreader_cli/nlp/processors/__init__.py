@@ -1,13 +1,17 @@
-"""Processor registry: name → "module:Class", imported only when a processor is asked for.
+"""Processor registry: name → "module:Class", imported only when a processor is asked for; and the
+processors loaded in this process (a worker keeps its models for every chapter it is given).
 
-Every class takes `settings` (a config.Settings, its .nlp part, a dict, or None) and follows
-nlp.base.Processor: availability() is cheap, load() once per process, score() one Vote per sentence.
+Every class takes a config.NlpSettings (None: the defaults) and follows nlp.base.Processor:
+availability() is cheap, load() once per process, score() one Vote per sentence.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
+
+from bookreader_cli.config import NlpSettings
 
 REGISTRY: dict[str, str] = {
     "spacy": "bookreader_cli.nlp.processors.spacy:SpacyProcessor",
@@ -46,14 +50,14 @@ def processor_class(name: str):
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def create(name: str, settings=None):
-    return processor_class(name)(settings)
+def create(name: str, nlp: NlpSettings | None = None):
+    return processor_class(name)(nlp)
 
 
-def check(name: str, settings=None) -> tuple[bool, str, object | None]:
+def check(name: str, nlp: NlpSettings | None = None) -> tuple[bool, str, object | None]:
     """(available, reason or model source, instance or None) without loading any model."""
     try:
-        processor = create(name, settings)
+        processor = create(name, nlp)
     except KeyError as exc:
         return False, str(exc.args[0]), None
     except Exception as exc:  # a module that fails to import makes its processor unavailable
@@ -63,3 +67,17 @@ def check(name: str, settings=None) -> tuple[bool, str, object | None]:
     except Exception as exc:
         return False, f"availability check failed: {type(exc).__name__}: {exc}", None
     return bool(ok), str(reason), processor if ok else None
+
+
+LOADED: dict[str, object] = {}  # processors loaded in this process, by name
+
+
+def loaded_processor(name: str, nlp: NlpSettings | None = None, lang: str = "ru"):
+    """(processor, load seconds) — created and loaded once per process."""
+    processor = LOADED.get(name)
+    if processor is None:
+        processor = create(name, nlp)
+        LOADED[name] = processor
+    takes_lang = len(inspect.signature(processor.load).parameters) > 0
+    seconds = processor.load(lang) if takes_lang else processor.load()
+    return processor, float(seconds or 0.0)

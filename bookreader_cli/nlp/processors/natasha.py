@@ -17,6 +17,7 @@ import importlib.util
 import time
 from collections import Counter
 
+from bookreader_cli.config import NlpSettings
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import route_pymorphy2_to_pymorphy3, single_thread_math
 from bookreader_cli.nlp.lexicon import load as load_lexicon, without_yo
@@ -51,7 +52,7 @@ _SPEECH_RELS = {"ccomp", "parataxis"}
 class NatashaProcessor:
     name = "natasha"
 
-    def __init__(self, settings=None):
+    def __init__(self, nlp: NlpSettings | None = None):
         self.models = None
         self.load_seconds: float | None = None
         self._lemma_cache: dict[tuple, str] = {}

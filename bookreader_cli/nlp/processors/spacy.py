@@ -14,6 +14,7 @@ import re
 import time
 from collections import Counter
 
+from bookreader_cli.config import NlpSettings
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, load as load_lexicon, setting_weight
 from bookreader_cli.nlp.scoring import Subjects, base_features, linear_score, picture_scores, verdict
@@ -72,8 +73,8 @@ def _installed(name: str) -> bool:
 class SpacyProcessor:
     name = "spacy"
 
-    def __init__(self, settings=None):
-        self.model_setting = _setting(settings, "spacy_model", "")
+    def __init__(self, nlp: NlpSettings | None = None):
+        self.model_setting = (nlp or NlpSettings()).spacy_model
         self._nlp: dict[str, object] = {}
         self._matchers: dict[str, object] = {}
         self._screen_cache: dict[str, dict[str, bool]] = {}
@@ -244,15 +245,6 @@ def _memoise_lemmatizer(lemmatizer) -> None:
         return lemmas
 
     lemmatizer.lemmatize = lemmatize
-
-
-def _setting(settings, key: str, default):
-    if settings is None:
-        return default
-    if isinstance(settings, dict):
-        return settings.get(key, default)
-    nlp = getattr(settings, "nlp", settings)
-    return getattr(nlp, key, default)
 
 
 def _build_matcher(nlp, lang: str):

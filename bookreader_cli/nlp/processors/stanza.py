@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bookreader_cli.config import NlpSettings
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import single_thread_math
 from bookreader_cli.nlp.lexicon import load as load_lexicon, without_yo
@@ -58,31 +59,16 @@ _MODIFIER_RELS = {"amod", "nmod", "acl", "appos"}
 _CLAUSE_RELS = {"ccomp", "parataxis", "xcomp"}
 
 
-def _setting(settings, key: str, default=None):
-    """Read a key from Settings, its .nlp part, or a plain dict."""
-    if settings is None:
-        return default
-    if isinstance(settings, dict):
-        return settings.get(key, default)
-    for holder in (settings, getattr(settings, "nlp", None)):
-        if holder is not None and hasattr(holder, key):
-            value = getattr(holder, key)
-            if value not in (None, ""):
-                return value
-    return default
-
-
 class StanzaProcessor:
     name = "stanza"
 
-    def __init__(self, settings=None, models_dir: str | Path | None = None, lang: str = "ru", screen: bool = True,
-                 ner: bool | None = None):
-        # explicit: the user named a directory (argument, config nlp.stanza_dir, or a dict key);
-        # otherwise <home>/models/stanza is only the default, and bundled models may stand in
-        nlp = getattr(settings, "nlp", None)
-        raw = models_dir or (getattr(nlp, "stanza_dir", "") if nlp is not None else _setting(settings, "stanza_dir"))
-        self.explicit = bool(raw)
-        directory = raw or _setting(settings, "stanza_dir")
+    def __init__(self, nlp: NlpSettings | None = None, models_dir: str | Path | None = None, lang: str = "ru",
+                 screen: bool = True, ner: bool | None = None):
+        # explicit: the user named a directory (argument or config nlp.stanza_dir); otherwise
+        # <home>/models/stanza is only the default, and bundled models may stand in
+        nlp = nlp or NlpSettings()
+        self.explicit = bool(models_dir or nlp.stanza_dir)
+        directory = models_dir or nlp.stanza_path()
         self.models_dir = Path(directory).expanduser() if directory else None
         self.lang = lang
         self.pipeline = None
@@ -91,7 +77,7 @@ class StanzaProcessor:
         self.screen = screen  # skip sentences that cannot be a yes (see _screen)
         # NER off unless asked for (nlp.stanza_ner): on Karamazov (1665 sentences) and the dev gold set it
         # changed no yes/no vote (dev type accuracy 0.837 without, 0.816 with) and cost ~15% of the time
-        self.ner = bool(_setting(settings, "stanza_ner", False)) if ner is None else ner
+        self.ner = bool(nlp.stanza_ner) if ner is None else ner
         self._screen_fn = None
 
     # -- the Processor protocol ---------------------------------------------------------------------

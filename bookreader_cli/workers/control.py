@@ -9,9 +9,9 @@ import os
 import sys
 
 from bookreader_cli.errors import BadInput, JobFailed
-from bookreader_cli.executors import safe_url as _safe_url
+from bookreader_cli.workers.remote import safe_url as _safe_url
 
-APP = "bookreader_cli.celery_app"
+APP = "bookreader_cli.workers.worker"
 INSPECT_COMMANDS = ("active", "stats", "reserved", "scheduled", "registered", "ping")
 
 
@@ -21,7 +21,7 @@ def require_celery() -> None:
 
 
 def parse_queues(text: str) -> list[str]:
-    from bookreader_cli.celery_app import QUEUES
+    from bookreader_cli.runs import QUEUES
 
     queues = [q.strip() for q in text.split(",") if q.strip()]
     unknown = [q for q in queues if q not in QUEUES]
@@ -31,7 +31,7 @@ def parse_queues(text: str) -> list[str]:
 
 
 def _command(settings, program: list[str]) -> dict:
-    """argv and environment for `python -m celery -A bookreader_cli.celery_app …` on these settings."""
+    """argv and environment for `python -m celery -A bookreader_cli.workers.worker …` on these settings."""
     require_celery()
     env = {"BOOKREADER_HOME": str(settings.home)}
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -68,8 +68,8 @@ def exec_command(command: dict) -> None:
 
 def _app(settings, timeout: float):
     require_celery()
-    from bookreader_cli.celery_app import make_app
-    from bookreader_cli.executors import check_broker
+    from bookreader_cli.workers.app import make_app
+    from bookreader_cli.workers.remote import check_broker
 
     app = make_app(settings)
     check_broker(app, timeout)

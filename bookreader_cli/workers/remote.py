@@ -1,45 +1,31 @@
-"""Where a book's chapter NLP runs: the local process pool (nlp.pool.run_book) or Celery workers anywhere.
+"""The Celery side of a book's NLP: each chapter travels as one `bookreader.nlp_chapter` task.
 
-Both runners have one interface, nlp.pool.run_book's:
+    for index, result in celery_run_book(chapters, lang=…, mode=…, processors=…, nlp=settings.nlp,
+                                         settings=settings):
+        ...                               # result: engine.AnalysisResult; stored as a local one is
 
-    run = book_runner("celery")          # or "local"
-    for index, result in run(chapters, lang=…, mode=…, processors=…, workers=…, settings=settings):
-        ...                               # result: engine.AnalysisResult; store it per chapter
-
-A chapter's NLP is pure (text, paragraphs, lang, mode, processors, vote settings → AnalysisResult), so the
-Celery runner sends each chapter as one `bookreader.nlp_chapter` task, rebuilds the AnalysisResult from
-the JSON that comes back, and the coordinator stores it exactly as it stores a local one. Only the broker
-and the result backend are shared between machines; the database stays with the coordinator.
+A chapter's NLP is pure (text, paragraphs, lang, mode, processors, vote settings → AnalysisResult), so
+celery_run_book sends each chapter as one task, and run_chapter_job (on the worker) answers with the result
+as JSON, which is rebuilt here into an AnalysisResult. Only the broker and the result backend are shared
+between machines; the database stays with the coordinator. Celery itself is imported only when a book is
+actually sent.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, is_dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
-from bookreader_cli.errors import BadInput, JobFailed
+from bookreader_cli.books.model import Chapter, Paragraph
+from bookreader_cli.config import NlpSettings, Settings
+from bookreader_cli.errors import JobFailed
+from bookreader_cli.nlp.engine import AnalysisResult, check_mode, processor_names
 
-EXECUTORS = ("local", "celery")
 # the NLP settings a chapter's result depends on; the coordinator's values travel with each job (model
 # paths do not: each worker finds its models under its own BOOKREADER_HOME / settings)
 VOTE_SETTINGS = ("processors", "weights", "threshold", "max_description_chars")
-
-
-def book_runner(executor: str) -> Callable[..., Iterator[tuple[int, Any]]]:
-    """`local` → nlp.pool.run_book; `celery` → celery_run_book (same signature, same results)."""
-    if executor == "local":
-        from bookreader_cli.nlp.pool import run_book
-
-        return run_book
-    if executor == "celery":
-        try:
-            import celery  # noqa: F401
-            import redis  # noqa: F401
-        except ImportError:
-            raise JobFailed("--executor celery needs Celery: pip install 'bookreader[celery]'") from None
-        return celery_run_book
-    raise BadInput(f"unknown executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
 
 
 def jsonable(value: Any) -> Any:
@@ -55,45 +41,40 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def vote_settings(settings) -> dict:
+def vote_settings(nlp: NlpSettings | None) -> dict:
     """The coordinator's NLP settings that decide a chapter's result."""
-    if settings is None:
-        return {}
-    nlp = getattr(settings, "nlp", settings)
-    get = nlp.get if isinstance(nlp, dict) else (lambda key: getattr(nlp, key, None))
-    return {key: get(key) for key in VOTE_SETTINGS if get(key) is not None}
+    return {} if nlp is None else {key: getattr(nlp, key) for key in VOTE_SETTINGS}
 
 
-def chapter_payload(chapter, lang: str, mode: str, processors, settings) -> dict:
+def chapter_payload(chapter: Chapter, lang: str, mode: str, processors, nlp: NlpSettings | None) -> dict:
     """One chapter's job as JSON: text, paragraphs as [start, end, kind] lists, and the vote settings."""
-    from bookreader_cli.nlp.pool import _chapter_input
-    from bookreader_cli.nlp.segment import _as_spans
-
-    text, paragraphs = _chapter_input(chapter)
-    return {"text": text, "paragraphs": [list(p) for p in _as_spans(paragraphs)] if paragraphs is not None else None,
+    return {"text": chapter.text, "paragraphs": [[p.start, p.end, p.kind] for p in chapter.paragraphs],
             "lang": lang, "mode": mode, "processors": list(processors) if processors else None,
-            "settings": vote_settings(settings)}
+            "settings": vote_settings(nlp)}
 
 
 def run_chapter_job(job: dict) -> dict:
     """On a worker: the chapter's AnalysisResult as a dict. Processors run in this process (loaded once per
     worker process and kept), so the worker's concurrency is the parallelism; the votes are the same."""
     from bookreader_cli.config import load_settings
-    from bookreader_cli.nlp.engine import analyze_text
+    from bookreader_cli.nlp.engine import analyze_chapter
+    from bookreader_cli.nlp.segment import chapter_from_text
 
     settings = load_settings()  # the worker's own paths and models…
     for key, value in (job.get("settings") or {}).items():
         if key in VOTE_SETTINGS:
             setattr(settings.nlp, key, value)  # …with the coordinator's vote settings
-    result = analyze_text(job["text"], job.get("paragraphs"), lang=job.get("lang") or "ru",
-                          mode=job.get("mode") or "ensemble", processors=job.get("processors"),
-                          settings=settings, in_process=True)
+    if job.get("paragraphs") is None:
+        chapter = chapter_from_text(job["text"])
+    else:
+        chapter = Chapter("", job["text"], [Paragraph(int(s), int(e), k) for s, e, k in job["paragraphs"]])
+    result = analyze_chapter(chapter, lang=job.get("lang") or "ru", mode=job.get("mode") or "ensemble",
+                             processors=job.get("processors"), nlp=settings.nlp)
     return jsonable(result)
 
 
-def result_from_dict(data: dict):
+def result_from_dict(data: dict) -> AnalysisResult:
     """Rebuild an engine.AnalysisResult (with ensemble.Description objects) from its JSON form."""
-    from bookreader_cli.nlp.engine import AnalysisResult
     from bookreader_cli.nlp.ensemble import Description
 
     data = dict(data)
@@ -101,12 +82,14 @@ def result_from_dict(data: dict):
     return AnalysisResult(**data)
 
 
-def celery_run_book(chapters: Iterable, lang: str = "ru", mode: str = "ensemble", processors=None,
-                    workers: int = 2, on_chapter: Callable | None = None, settings=None, pool=None, *,
-                    app=None, timeout: float | None = None, interval: float = 0.2,
+def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "ensemble",
+                    processors: Sequence[str] | None = None, workers: int = 2, on_chapter: Callable | None = None,
+                    nlp: NlpSettings | None = None, pool=None, *, settings: Settings | None = None, app=None,
+                    timeout: float | None = None, interval: float = 0.2,
                     on_warning: Callable[[str], None] | None = None) -> Iterator[tuple[int, Any]]:
-    """nlp.pool.run_book's contract on Celery: yield (chapter_index, AnalysisResult) as chapters finish.
+    """nlp.runner.run_book's contract on Celery: yield (chapter_index, AnalysisResult) as chapters finish.
 
+    `settings` give the broker (default: the environment's); `nlp` the vote settings (default: settings.nlp).
     `workers` and `pool` are accepted for the same signature and ignored (the workers' concurrency decides).
     A chapter that fails on a worker (after its retries) fails the run with JobFailed; chapters already
     yielded are the caller's to keep, so running again finishes the book.
@@ -114,11 +97,13 @@ def celery_run_book(chapters: Iterable, lang: str = "ru", mode: str = "ensemble"
     from celery.exceptions import TimeoutError as CeleryTimeout
     from celery.result import AsyncResult, ResultSet
 
-    from bookreader_cli.celery_app import NLP_CHAPTER, make_app
+    from bookreader_cli.workers.app import NLP_CHAPTER, make_app
 
-    _check_names(mode, processors, settings)
-    app = app or make_app(settings if hasattr(settings, "celery") else None)
-    jobs = [(index, chapter_payload(chapter, lang, mode, processors, settings))
+    nlp = nlp or (settings.nlp if settings is not None else None)
+    check_mode(mode)  # availability is each worker's business (its own models)
+    processor_names(processors, nlp)
+    app = app or make_app(settings)
+    jobs = [(index, chapter_payload(chapter, lang, mode, processors, nlp))
             for index, chapter in enumerate(chapters)]
     if not jobs:
         return
@@ -154,18 +139,6 @@ def celery_run_book(chapters: Iterable, lang: str = "ru", mode: str = "ensemble"
                 app.control.revoke(list(pending))
             except Exception:  # best effort: the tasks are pure, a leftover one only wastes work
                 pass
-
-
-def _check_names(mode: str, processors, settings) -> None:
-    """Validate mode and processor names here; availability is each worker's business (its own models)."""
-    from bookreader_cli.nlp.engine import MODES, _requested
-    from bookreader_cli.nlp.processors import REGISTRY
-
-    if mode not in MODES:
-        raise BadInput(f"unknown mode {mode!r} (choose from: {', '.join(MODES)})")
-    unknown = [n for n in _requested(processors, settings) if n not in REGISTRY]
-    if unknown:
-        raise BadInput(f"unknown processor(s): {', '.join(unknown)} (known: {', '.join(REGISTRY)})")
 
 
 def _workers_answer(app) -> bool:

@@ -1,6 +1,6 @@
 """The periodic jobs, defined once: Celery beat reads them, and `bookreader schedule` prints them as cron lines.
 
-Each job runs a task function from tasks.py. Under cron it runs as `bookreader cron JOB`, which holds a
+Each job runs a job function from jobs/. Under cron it runs as `bookreader cron JOB`, which holds a
 database lock (`cron:JOB`) so overlapping runs never collide, and appends one JSON line per run to
 `<home>/logs/JOB.jsonl`.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 class ScheduledJob:
     name: str  # the `bookreader cron NAME` argument and the log file's stem
     beat_name: str  # the seed's beat entry name
-    task: str  # the Celery task name (celery_app registers it)
-    function: str  # the task function in tasks.py
+    task: str  # the Celery task name (workers.worker registers it)
+    function: str  # the job function in bookreader_cli.jobs
     minute: str  # cron fields; beat uses the same strings via celery.schedules.crontab
     hour: str
     description: str
@@ -85,16 +85,16 @@ def run_job(ctx, name: str, wait: bool = False, timeout: float | None = None, **
     Busy (another run holds the lock) is raised without running or logging anything else; a failing job
     is logged with its error and re-raised.
     """
-    from bookreader_cli import tasks
+    from bookreader_cli import jobs
     from bookreader_cli.errors import BadInput, JobFailed
     from bookreader_cli.locks import db_lock
 
     job = JOBS.get(name)
     if job is None:
         raise BadInput(f"unknown scheduled job {name!r}: expected one of {', '.join(JOBS)}")
-    fn = getattr(tasks, job.function, None)
+    fn = getattr(jobs, job.function, None)
     if fn is None:
-        raise JobFailed(f"this build has no tasks.{job.function}() for job {name!r}")
+        raise JobFailed(f"this build has no jobs.{job.function}() for job {name!r}")
     home = ctx.settings.home
     with db_lock(ctx.store, f"cron:{name}", wait=wait, timeout=timeout,
                  busy_message=f"scheduled job {name!r} is already running"):

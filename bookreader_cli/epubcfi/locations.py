@@ -5,17 +5,16 @@
 instead of spending seconds generating its own. The algorithm is a line-by-line port of
 `Locations.parse` (including its quirks: a new location that starts inside a text node starts one
 character *after* the previous end, and every section ends with a partial location), over the DOM
-text nodes rebuilt in `cfi_dom`. Offsets are UTF-16 code units, as in JavaScript.
+text nodes rebuilt in `epubcfi.dom`. Offsets are UTF-16 code units, as in JavaScript.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from bookreader_cli.books.cfi_dom import EpubDom, TextNode, utf16_len, utf16_to_index
+from bookreader_cli.epubcfi.dom import EpubDom, TextNode
+from bookreader_cli.epubcfi.grammar import ParsedCfi, collapse, compare_cfi, cfi_to_string, parse_cfi
 from bookreader_cli.errors import BadInput
 
 DEFAULT_CHARS = 150
@@ -189,157 +188,6 @@ def locations_for_count(epub: EpubSource, count: int = DEFAULT_COUNT) -> tuple[i
     return chars, generate_locations(dom, chars)
 
 
-# --- reading CFI strings (EpubCFI.parse) ------------------------------------------------------------------
-
-
-@dataclass
-class Step:
-    type: str  # "element" | "text"
-    index: int
-    id: str | None = None
-
-
-@dataclass
-class Component:
-    steps: list[Step | None]
-    offset: int | None = None
-    assertion: str | None = None
-
-
-@dataclass
-class ParsedCfi:
-    spine_pos: int
-    base: Component
-    path: Component
-    start: Component | None = None
-    end: Component | None = None
-
-    @property
-    def is_range(self) -> bool:
-        return self.start is not None
-
-    def start_steps(self) -> tuple[list, int | None]:
-        if self.is_range:
-            return self.path.steps + self.start.steps, self.start.offset
-        return self.path.steps, self.path.offset
-
-    def end_steps(self) -> tuple[list, int | None]:
-        if self.is_range:
-            return self.path.steps + self.end.steps, self.end.offset
-        return self.path.steps, self.path.offset
-
-
-def _parse_int(text: str) -> int | None:
-    m = re.match(r"\s*([+-]?\d+)", text)
-    return int(m.group(1)) if m else None
-
-
-def _parse_step(text: str) -> Step | None:
-    m = re.search(r"\[(.*)\]", text)
-    step_id = m.group(1) if m and m.group(1) else None
-    num = _parse_int(text)
-    if num is None:
-        return None
-    if num % 2 == 0:
-        return Step("element", num // 2 - 1, step_id)
-    return Step("text", (num - 1) // 2, step_id)
-
-
-def _parse_component(text: str) -> Component:
-    parts = text.split(":")
-    steps = parts[0].split("/")
-    if steps and steps[0] == "":
-        steps = steps[1:]
-    component = Component([_parse_step(s) for s in steps])
-    if len(parts) > 1:
-        m = re.search(r"\[(.*)\]", parts[1])
-        if m and m.group(1):
-            component.offset = _parse_int(parts[1].split("[")[0])
-            component.assertion = m.group(1)
-        else:
-            component.offset = _parse_int(parts[1])
-    return component
-
-
-def parse_cfi(cfi: str) -> ParsedCfi:
-    """EpubCFI.parse; raises BadInput for what epub.js would reject."""
-    if not isinstance(cfi, str) or not (cfi.startswith("epubcfi(") and cfi.endswith(")")):
-        raise BadInput(f"not an EPUB CFI (expected epubcfi(...)): {cfi!r}")
-    inner = cfi[8:-1]
-    pieces = inner.split("!")
-    base = _parse_component(pieces[0])
-    if len(base.steps) < 2 or base.steps[1] is None:
-        raise BadInput(f"CFI has no spine step: {cfi}")
-    path_text = pieces[1].split(",")[0] if len(pieces) > 1 and pieces[1] else ""
-    path = _parse_component(path_text)
-    parsed = ParsedCfi(spine_pos=base.steps[1].index, base=base, path=path)
-    ranges = inner.split(",")
-    if len(ranges) == 3:
-        parsed.start = _parse_component(ranges[1])
-        parsed.end = _parse_component(ranges[2])
-    return parsed
-
-
-def _segment(component: Component) -> str:
-    parts = []
-    for step in component.steps:
-        if step is None:
-            parts.append("")
-            continue
-        num = (step.index + 1) * 2 if step.type == "element" else 1 + 2 * step.index
-        parts.append(f"{num}[{step.id}]" if step.id else str(num))
-    text = "/" + "/".join(parts)
-    if component.offset is not None:
-        text += f":{component.offset}"
-    if component.assertion is not None:
-        text += f"[{component.assertion}]"
-    return text
-
-
-def cfi_to_string(cfi: ParsedCfi) -> str:
-    text = f"epubcfi({_segment(cfi.base)}!{_segment(cfi.path)}"
-    if cfi.is_range:
-        text += f",{_segment(cfi.start)},{_segment(cfi.end)}"
-    return text + ")"
-
-
-def collapse(cfi: ParsedCfi, to_start: bool = False) -> ParsedCfi:
-    """EpubCFI.collapse: a range becomes its start or end point."""
-    if not cfi.is_range:
-        return cfi
-    part = cfi.start if to_start else cfi.end
-    path = Component(cfi.path.steps + part.steps, part.offset, part.assertion)
-    return ParsedCfi(cfi.spine_pos, cfi.base, path)
-
-
-def _js_gt(a, b) -> bool:
-    return (a or 0) > (b or 0)  # null compares as 0 in JavaScript relational operators
-
-
-def compare_cfi(one: str | ParsedCfi, two: str | ParsedCfi) -> int:
-    """EpubCFI.compare: -1 if `one` is earlier, 1 if later, 0 if equal."""
-    a = parse_cfi(one) if isinstance(one, str) else one
-    b = parse_cfi(two) if isinstance(two, str) else two
-    if a.spine_pos != b.spine_pos:
-        return 1 if a.spine_pos > b.spine_pos else -1
-    steps_a, term_a = a.start_steps()
-    steps_b, term_b = b.start_steps()
-    for i, step in enumerate(steps_a):
-        if step is None:
-            return -1
-        if i >= len(steps_b) or steps_b[i] is None:
-            return 1
-        if step.index != steps_b[i].index:
-            return 1 if step.index > steps_b[i].index else -1
-    if len(steps_a) < len(steps_b):
-        return -1
-    if _js_gt(term_a, term_b):
-        return 1
-    if _js_gt(term_b, term_a):
-        return -1
-    return 0
-
-
 # --- percentages (Locations.percentageFromCfi / cfiFromPercentage) -----------------------------------------
 
 
@@ -392,90 +240,3 @@ def cfi_from_percentage(locations: list[str], percentage: float) -> str | None:
     if 0 <= loc < len(locations):
         return locations[loc]
     return None
-
-
-# --- resolving a CFI to a DOM position -----------------------------------------------------------------------
-
-
-@dataclass
-class DomPosition:
-    spine_index: int
-    href: str
-    node_index: int  # index into the section's text-node list (EpubDom.section_dom(i).nodes)
-    offset: int  # UTF-16 offset inside that text node
-
-
-def _steps_key(steps: list[Step | None]) -> tuple:
-    return tuple((s.type, s.index) if s is not None else None for s in steps)
-
-
-def _node_key(node: TextNode) -> tuple:
-    out = []
-    for step in node.steps:
-        num = int(re.match(r"\d+", step).group(0))
-        out.append(("element", num // 2 - 1) if num % 2 == 0 else ("text", (num - 1) // 2))
-    return tuple(out)
-
-
-def _find_position(nodes: list[TextNode], steps: list[Step | None], offset: int | None) -> tuple[int, int]:
-    """The text node a step path names (or the first text node inside the element it names)."""
-    key = _steps_key(steps)
-    if key and key[-1] is not None and key[-1][0] == "text":
-        for i, node in enumerate(nodes):
-            if _node_key(node) == key:
-                return i, min(offset or 0, node.length)
-    for i, node in enumerate(nodes):  # an element (or a miss): the first text inside it, else after it
-        node_key = _node_key(node)
-        if node_key[: len(key)] == key or node_key > key:
-            return i, 0
-    if nodes:
-        return len(nodes) - 1, nodes[-1].length
-    raise BadInput("the CFI points into a section without text")
-
-
-def resolve(epub: EpubSource, cfi: str, end: bool = False) -> DomPosition:
-    """Where a CFI points (its start, or its end with end=True) in the DOM text nodes of its section."""
-    dom = open_epub(epub)
-    parsed = parse_cfi(cfi)
-    if not 0 <= parsed.spine_pos < len(dom.sections):
-        raise BadInput(f"CFI points to spine item {parsed.spine_pos}, the book has {len(dom.sections)}")
-    section = dom.sections[parsed.spine_pos]
-    nodes = dom.section_dom(section.index).nodes
-    steps, offset = parsed.end_steps() if end else parsed.start_steps()
-    node_index, node_offset = _find_position(nodes, steps, offset)
-    return DomPosition(section.index, section.href, node_index, node_offset)
-
-
-def resolve_text(epub: EpubSource, cfi: str) -> str:
-    """The text a range CFI covers, as epub.js's `getRange(cfi).toString()` would give it."""
-    dom = open_epub(epub)
-    start = resolve(dom, cfi)
-    finish = resolve(dom, cfi, end=True)
-    nodes = dom.section_dom(start.spine_index).nodes
-    if start.node_index == finish.node_index:
-        data = nodes[start.node_index].data
-        return data[utf16_to_index(data, start.offset) : utf16_to_index(data, finish.offset)]
-    parts = [nodes[start.node_index].data[utf16_to_index(nodes[start.node_index].data, start.offset) :]]
-    parts.extend(node.data for node in nodes[start.node_index + 1 : finish.node_index])
-    last = nodes[finish.node_index].data
-    parts.append(last[: utf16_to_index(last, finish.offset)])
-    return "".join(parts)
-
-
-__all__ = [
-    "DEFAULT_CHARS",
-    "DEFAULT_COUNT",
-    "DomPosition",
-    "chars_for_count",
-    "cfi_from_percentage",
-    "compare_cfi",
-    "counted_chars",
-    "generate_locations",
-    "locations_for_count",
-    "parse_cfi",
-    "percentage_from_cfi",
-    "range_cfi",
-    "resolve",
-    "resolve_text",
-    "utf16_len",
-]

@@ -186,7 +186,7 @@ def train_stanza_models(out_dir: Path | str, lang: str = "ru", texts: list[str] 
     if lang != "ru":
         raise ValueError("only Russian can be trained here: the teacher (Natasha) is Russian-only")
     spec = SIZES[size]
-    from bookreader_cli.nlp import stanza_corpus as corpus
+    from bookreader_cli.training import stanza_corpus as corpus
 
     started = time.perf_counter()
     used_sources = [str(s) for s in (sources if sources is not None else default_sources())]
@@ -284,9 +284,9 @@ def train_stanza_cli(out_dir: Path | str, size: str = "smoke", sources: list[Pat
         raise BadInput(str(exc)) from None
 
 
-if __name__ == "__main__":  # python -m bookreader_cli.nlp.stanza_train OUT [smoke|small] [SOURCE...]
+if __name__ == "__main__":  # python -m bookreader_cli.training.stanza_train OUT [smoke|small] [SOURCE...]
     args = sys.argv[1:]
     if not args:
-        sys.exit("usage: python -m bookreader_cli.nlp.stanza_train OUT_DIR [smoke|small] [SOURCE ...]")
+        sys.exit("usage: python -m bookreader_cli.training.stanza_train OUT_DIR [smoke|small] [SOURCE ...]")
     result = train_stanza_cli(args[0], args[1] if len(args) > 1 else "smoke", args[2:] or None)
     print(json.dumps(result, ensure_ascii=False, indent=1))

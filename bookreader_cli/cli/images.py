@@ -1,0 +1,96 @@
+"""`bookreader generate-images | cleanup`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bookreader_cli.cli.common import JsonOpt, app, run
+
+UserOpt = Annotated[Optional[str], typer.Option("--user", help="Who asked (kept on each image row; the daily limit counts per user).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be done; send, write and record nothing.")]
+
+
+def _images_human(result: dict) -> None:
+    from bookreader_cli import output
+
+    if result.get("dry_run"):
+        output.print_table(["description", "type", "seed", "prompt"],
+                           [(r["description_id"], r["type"], r["seed"], r["prompt"]) for r in result["requests"]],
+                           title=f"dry run: {len(result['requests'])} requests, {result['allowed_count']} allowed today "
+                                 "(nothing sent)")
+        if result.get("existing_images"):
+            output.message("already there, not asked again: description "
+                           + ", ".join(str(e["description_id"]) for e in result["existing_images"]))
+        return
+    output.print_summary(result, title="Images", skip=("generated_images", "failed", "description_ids",
+                                                       "existing_images"))
+    if result["generated_images"]:
+        output.print_table(["description", "file", "bytes", "size", "tries", "seconds"],
+                           [(g["description_id"], Path(g["image_path"]).name, g["size_bytes"],
+                             f"{g['width']}x{g['height']}", g["attempts"], f"{g['generation_time_seconds']:.2f}")
+                            for g in result["generated_images"]], title="Generated")
+    if result.get("existing_images"):
+        output.print_table(["description", "file"], [(e["description_id"], Path(e["image_path"]).name)
+                                                     for e in result["existing_images"]],
+                           title="Already there (not asked again)")
+    if result["failed"]:
+        output.print_table(["description", "error"], [(f["description_id"], f["error"]) for f in result["failed"]],
+                           title="Failed")
+
+
+@app.command("generate-images")
+def generate_images_cmd(
+    description_ids: Annotated[Optional[list[int]], typer.Argument(help="Description ids (see `bookreader descriptions`).")] = None,
+    book: Annotated[Optional[str], typer.Option("--book", help="Instead of ids: this book's top descriptions that have no image yet.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="With --book: at most this many (default 10).")] = None,
+    type: Annotated[Optional[str], typer.Option("--type", help="With --book: only location, character, atmosphere or object.")] = None,
+    user: UserOpt = None,
+    dry_run: DryRunOpt = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Generate pictures for descriptions through the image API.
+
+    Exit 0 when at least one picture was made (failures are listed and recorded), 1 when every requested
+    picture failed, 2 for an unknown id or bad options.
+    """
+    from bookreader_cli import jobs
+    from bookreader_cli.errors import BadInput
+
+    def draw(ctx):
+        if book is None:
+            if not description_ids:
+                raise BadInput("give description ids or --book ID")
+            if limit is not None or type is not None:
+                raise BadInput("--limit and --type go with --book")
+            return jobs.generate_images(ctx, description_ids, user, dry_run)
+        if description_ids:
+            raise BadInput("give description ids or --book ID, not both")
+        return jobs.batch_generate_for_book(ctx, book, user, limit, type, dry_run)
+
+    run(draw, json_mode, _images_human,
+        failed=lambda r: not r.get("dry_run") and r["failed_count"] > 0 and r["generated_count"] == 0
+        and not r.get("existing_count"))
+
+
+@app.command("cleanup")
+def cleanup_cmd(
+    days: Annotated[Optional[int], typer.Option("--days", help="Delete images older than this (default: settings cleanup_days, 30).")] = None,
+    dry_run: DryRunOpt = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Delete old images, image files with no row and rows whose file is gone (inside the images dir only),
+    and finished task runs older than runs_keep_days."""
+    from bookreader_cli import jobs, output
+
+    def human(result: dict) -> None:
+        output.print_summary(result, title="Cleanup (dry run: nothing deleted)" if dry_run else "Cleanup",
+                             skip=("actions", "deleted_row_ids"))
+        if dry_run:
+            output.print_table(["action", "reason", "target"],
+                               [(a["action"], a["reason"], a.get("path") if a["action"] == "delete_file"
+                                 else f"row {a['row_id']}") for a in result["actions"]], title="Would delete")
+
+    run(lambda ctx: jobs.cleanup_old_images(ctx, days, dry_run), json_mode, human)

@@ -1,0 +1,136 @@
+"""`bookreader process | nlp | models | descriptions`: the description engine's commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bookreader_cli.cli.common import JsonOpt, app, bad_option, json_wanted, run
+
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="single, parallel, sequential, ensemble or adaptive.")]
+ProcessorsOpt = Annotated[Optional[str], typer.Option("--processors", help="Comma-separated: spacy,natasha,stanza.")]
+
+
+@app.command("process")
+def process_cmd(
+    book: Annotated[str, typer.Argument(help="A book file (imported if needed) or a book id.")],
+    mode: ModeOpt = None,
+    processors: ProcessorsOpt = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes (default from settings).")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (process pool) or celery (workers anywhere).")] = "local",
+    json_mode: JsonOpt = False,
+) -> None:
+    """Find, rank and store a book's descriptions, chapter by chapter."""
+    from bookreader_cli import jobs, output
+
+    def process(ctx):
+        from bookreader_cli.runners import book_runner
+
+        book_row = jobs.book_ref_or_file(ctx, book)
+        total, _ = ctx.store.chapter_totals(book_row["id"])
+        runner = book_runner(executor, ctx.settings)
+        with output.progress(total, "chapters") as advance:
+            return jobs.process_book(ctx, str(book_row["id"]), mode, processors, workers, executor,
+                                     on_chapter=lambda ch, n: advance(f"{ch.title[:40]} ({n})"), runner=runner)
+
+    run(process, json_mode, lambda r: output.print_summary(r, title="Processed"))
+
+
+@app.command("nlp")
+def nlp_cmd(
+    text: Annotated[Optional[str], typer.Argument(help="The text, or - (default) to read stdin.")] = "-",
+    mode: ModeOpt = None,
+    processors: ProcessorsOpt = None,
+    lang: Annotated[Optional[str], typer.Option("--lang", help="ru or en (default: guessed).")] = None,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Find descriptions in a text (offsets into it)."""
+    from bookreader_cli import jobs, output
+
+    if text in (None, "-"):
+        text = sys.stdin.read()
+
+    def human(result: dict) -> None:
+        output.print_summary(result, title="NLP", skip=("descriptions",))
+        output.print_table(["start", "end", "type", "priority", "processors", "text"],
+                           [(d["start"], d["end"], d["type"], f"{d['priority']:.2f}", ",".join(d["processors"]),
+                             d["text"][:100]) for d in result["descriptions"]], title="Descriptions")
+
+    run(lambda ctx: jobs.nlp_text(ctx, text, mode, processors, lang), json_mode, human)
+
+
+models_app = typer.Typer(help="NLP processors and their models.", invoke_without_command=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback()
+def models_cmd(
+    typer_ctx: typer.Context,
+    load: Annotated[bool, typer.Option("--load", help="Load each available model and time it.")] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """List each processor: available or why not, model source, load time."""
+    from bookreader_cli import jobs, output
+
+    if typer_ctx.invoked_subcommand:
+        return
+
+    def human(result: dict) -> None:
+        output.print_table(["processor", "available", "source / reason", "load s"],
+                           [(p["name"], "yes" if p["available"] else "no", p["source"] or p["reason"],
+                             p["load_seconds"] if p["load_seconds"] is not None else "") for p in result["processors"]],
+                           title="NLP processors")
+
+    run(lambda ctx: jobs.list_models(ctx, load), json_mode, human)
+
+
+@models_app.command("train-stanza")
+def models_train_stanza(
+    sources: Annotated[Optional[list[Path]], typer.Argument(help="Russian books or texts to learn from (default: sample_books and ../shared/corpus).")] = None,
+    size: Annotated[str, typer.Option("--size", help="smoke (about 1.5 min) or small (about 11 min, 6 MB).")] = "smoke",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Models directory (default: $BOOKREADER_HOME/models/stanza).")] = None,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Train small Stanza models here, from Natasha-annotated Russian text (no network needed)."""
+    from bookreader_cli import jobs
+
+    run(lambda ctx: jobs.train_stanza(ctx, size, out, sources), json_mode)
+
+
+@app.command("descriptions")
+def descriptions_cmd(
+    book: Annotated[str, typer.Argument(help="Book id or sha256 prefix.")],
+    type: Annotated[Optional[str], typer.Option("--type", help="location, character, atmosphere or object.")] = None,
+    top: Annotated[Optional[int], typer.Option("--top", help="Only the N with the highest priority.")] = None,
+    min_priority: Annotated[Optional[float], typer.Option("--min-priority", help="Only those at or above.")] = None,
+    format: Annotated[str, typer.Option("--format", help="table, json, jsonl or csv.")] = "table",
+    json_mode: JsonOpt = False,
+) -> None:
+    """A book's descriptions, highest priority first."""
+    from bookreader_cli import jobs, output
+    from bookreader_cli.jobs.process import DESCRIPTION_FORMATS
+
+    if json_wanted(json_mode):
+        format = "json"
+    if format not in DESCRIPTION_FORMATS:
+        bad_option(f"--format: expected one of {', '.join(DESCRIPTION_FORMATS)}")
+
+    def human(result: dict) -> None:
+        rows = result["descriptions"]
+        if format == "jsonl":
+            output.print_jsonl(rows)
+        elif format == "csv":
+            output.print_csv(rows, ["id", "chapter_idx", "start", "end", "type", "priority", "confidence",
+                                    "consensus", "processors", "cfi", "text"])
+        else:
+            output.print_table(
+                ["id", "ch", "type", "priority", "conf", "processors", "text"],
+                [(d["id"], d["chapter_idx"], d["type"], f"{d['priority']:.2f}", f"{d['confidence']:.2f}",
+                  ",".join(d["processors"]), d["text"][:120] + ("…" if len(d["text"]) > 120 else ""))
+                 for d in rows],
+                title=f"{result['title']}: {result['count']} descriptions")
+
+    run(lambda ctx: jobs.list_descriptions(ctx, book, type, top, min_priority), format == "json", human)

@@ -1,0 +1,180 @@
+"""The description engine's jobs: process a book chapter by chapter (resumable), analyse a text, list the
+processors, train Stanza, list a book's descriptions."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bookreader_cli.errors import BadInput
+from bookreader_cli.jobs.books import book_language, book_ref_or_file, lookup_book
+from bookreader_cli.jobs.context import Context
+from bookreader_cli.nlp.engine import check_mode, processor_names
+
+DESCRIPTION_FORMATS = ("table", "json", "jsonl", "csv")
+
+# run_book's interface (nlp.runner.run_book; runners.book_runner("celery") gives the Celery one)
+BookRunner = Callable[..., Iterator[tuple[int, Any]]]
+
+
+def _run_key(mode: str, processors: list[str], settings) -> str:
+    """What a stored chapter result depends on: same key, same descriptions (so a killed run can resume)."""
+    from bookreader_cli import __version__
+
+    basis = [__version__, mode, sorted(processors), sorted(settings.nlp.weights.items()), settings.nlp.threshold,
+             settings.nlp.max_description_chars]
+    return hashlib.sha256(repr(basis).encode()).hexdigest()[:16]
+
+
+def process_book(ctx: Context, ref: str, mode: str | None = None, processors: str | list[str] | None = None,
+                 workers: int | None = None, executor: str = "local", on_chapter=None,
+                 runner: BookRunner | None = None) -> dict:
+    """Find and store a book's descriptions, chapter by chapter (the seed's process_book_task).
+
+    `runner` runs the chapters' NLP (default: the local process pool; `runners.book_runner(executor)` gives
+    the one `executor` names). Each chapter's descriptions are stored in one transaction together with a
+    mark that the chapter is done for this run's settings (`run_key`); a killed run, run again, skips the
+    chapters already done. When every chapter is done, the next run starts over and replaces the book's
+    descriptions.
+    """
+    from bookreader_cli import epub_source, runs
+    from bookreader_cli.locks import db_lock
+
+    settings = ctx.settings
+    mode = check_mode(mode or settings.nlp.mode)
+    names = processor_names(processors, settings.nlp)
+    workers = workers or settings.nlp.workers
+    if workers < 1:
+        raise BadInput("--workers must be at least 1")
+    if runner is None:
+        if executor != "local":
+            raise BadInput(f"--executor {executor}: pass its runner (runners.book_runner({executor!r}))")
+        from bookreader_cli.nlp.runner import run_book as runner
+    book = book_ref_or_file(ctx, ref)
+    store = ctx.store
+    args = {"book_id": book["id"], "mode": mode, "processors": names, "workers": workers, "executor": executor}
+
+    def job() -> dict:
+        started = time.perf_counter()
+        chapters = store.chapters(book["id"])
+        # range CFIs, locations and the cache entry (EPUB only)
+        epub = epub_source.EpubExtras(book, chapters, settings.cache_dir, settings.cache.ttl_seconds,
+                                      settings.cfi.count)
+        lang = book_language(book, chapters[0].text if chapters else "")
+        run_key = _run_key(mode, names, settings)
+        done = store.chapters_done(book["id"], run_key)
+        if len(done) >= len(chapters):  # the last run finished: this one replaces it
+            store.reset_chapter_runs(book["id"])
+            done = set()
+        pending = [c for c in chapters if c.idx not in done]
+        totals = {"sentences": 0, "passed": 0, "unanimous": 0.0}
+        used, unavailable, failures = set(), {}, {}
+        for position, result in runner(pending, lang=lang, mode=mode, processors=names, workers=workers,
+                                       nlp=settings.nlp):
+            chapter = pending[position]
+            descriptions = [d.to_dict() if hasattr(d, "to_dict") else d for d in result.descriptions]
+            epub.add_cfis(chapter, descriptions)
+            store.store_chapter_descriptions(book["id"], chapter, descriptions, run_key)
+            totals["sentences"] += result.sentences_total
+            totals["passed"] += result.sentences_passed
+            totals["unanimous"] += result.consensus_rate * result.sentences_passed
+            used.update(result.processors_used)
+            unavailable.update(result.processors_unavailable)
+            failures.update(result.processor_failures)
+            if on_chapter is not None:
+                on_chapter(chapter, len(descriptions))
+        by_type = store.descriptions_by_type(book["id"])
+        epub_result = epub.finish(lambda text, chars: store.save_locations(book["id"], text, chars))
+        return {
+            "book_id": book["id"],
+            "total_chapters": len(chapters),
+            "descriptions_found": sum(by_type.values()),
+            "processing_time_seconds": round(time.perf_counter() - started, 3),
+            "status": "completed" if not failures else "completed_with_fallback",
+            "nlp_processors_used": [n for n in names if n in used],
+            "ensemble_consensus_rate": round(totals["unanimous"] / totals["passed"], 4) if totals["passed"] else 0.0,
+            "cfi_locations_generated": epub_result.pop("cfi_locations_generated"),
+            "cache_status": epub_result.pop("cache_status"),
+            "title": book["title"], "language": lang, "mode": mode, "executor": executor, "workers": workers,
+            "chapters_processed": len(pending), "chapters_resumed": len(done),
+            "sentences_analyzed": totals["sentences"], "sentences_passed": totals["passed"],
+            "descriptions_by_type": by_type,
+            "processors_unavailable": unavailable, "processor_failures": failures,
+            **epub_result,
+        }
+
+    with db_lock(store, f"process:{book['id']}", busy_message=f"book {book['id']} is being processed"):
+        return runs.record(store, "process_book", "books", args, job, retries=3)
+
+
+def nlp_text(ctx: Context, text: str, mode: str | None = None, processors: str | list[str] | None = None,
+             lang: str | None = None) -> dict:
+    """The seed's process_multi_nlp_ensemble_task for one text, plus the descriptions (offsets into it)."""
+    from bookreader_cli import runs
+    from bookreader_cli.nlp.runner import analyze_text
+
+    if not text.strip():
+        raise BadInput("no text given")
+    mode = check_mode(mode or ctx.settings.nlp.mode)
+    names = processor_names(processors, ctx.settings.nlp)
+    lang = lang or book_language({}, text)
+
+    def job() -> dict:
+        started = time.perf_counter()
+        result = analyze_text(text, lang=lang, mode=mode, processors=names, nlp=ctx.settings.nlp)
+        descriptions = [d.to_dict() for d in result.descriptions]
+        metrics = {}  # the seed's <name>_confidence: the processor's mean score over the sentences it judged
+        for name, v in result.votes_summary.items():
+            metrics[f"{name}_confidence"] = v["mean_score"]
+            metrics[f"{name}_yes_share"] = round(v["yes"] / v["ran"], 4) if v["ran"] else 0.0
+        return {
+            "chapter_id": None,
+            "mode": mode,
+            "processors_used": result.processors_used,
+            "descriptions_found": len(descriptions),
+            "consensus_rate": result.consensus_rate,
+            "processing_time_seconds": round(time.perf_counter() - started, 3),
+            "quality_metrics": metrics,
+            "language": lang,
+            "sentences_analyzed": result.sentences_total,
+            "sentences_passed": result.sentences_passed,
+            "processors_unavailable": result.processors_unavailable,
+            "processor_failures": result.processor_failures,
+            "descriptions": descriptions,
+        }
+
+    return runs.record(ctx.store, "process_multi_nlp_ensemble", "books", {"chars": len(text), "mode": mode,
+                                                                           "processors": names}, job, retries=2)
+
+
+def list_models(ctx: Context, load: bool = False, lang: str = "ru") -> dict:
+    """Each NLP processor: available or why not, model source, load time (when `load`)."""
+    from bookreader_cli.nlp.engine import models_report
+
+    return {"processors": models_report(ctx.settings.nlp, load=load, lang=lang)}
+
+
+def train_stanza(ctx: Context, size: str = "smoke", out: Path | None = None, sources=None) -> dict:
+    """Train Stanza models locally (tokenize, pos, lemma, depparse, ner) where the processor will find them."""
+    from bookreader_cli.nlp.compat import single_thread_math
+
+    single_thread_math()
+    from bookreader_cli.training.stanza_train import train_stanza_cli
+
+    return train_stanza_cli(out or ctx.settings.stanza_dir, size=size, sources=sources)
+
+
+def list_descriptions(ctx: Context, ref: str, type: str | None = None, top: int | None = None,
+                      min_priority: float | None = None) -> dict:
+    from bookreader_cli.nlp.base import DESCRIPTION_TYPES
+
+    if type and type not in DESCRIPTION_TYPES:
+        raise BadInput(f"unknown type {type!r}: expected one of {', '.join(DESCRIPTION_TYPES)}")
+    if top is not None and top < 1:
+        raise BadInput("--top must be at least 1")
+    book = lookup_book(ctx, ref)
+    rows = ctx.store.descriptions(book["id"], type=type, min_priority=min_priority, top=top)
+    return {"book_id": book["id"], "title": book["title"], "count": len(rows), "descriptions": rows}
