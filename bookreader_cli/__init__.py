@@ -59,7 +59,44 @@ _SURFACE = {
     "Busy": "bookreader_cli.errors",
 }
 
-__all__ = ["__version__", *_SURFACE]
+__all__ = [
+    "__version__",
+    "load_book",
+    "Book",
+    "Chapter",
+    "Paragraph",
+    "Settings",
+    "NlpSettings",
+    "load_settings",
+    "Context",
+    "import_book",
+    "import_books",
+    "list_books",
+    "show_book",
+    "remove_book",
+    "process_book",
+    "nlp_text",
+    "list_descriptions",
+    "generate_cfi_locations",
+    "resolve_cfi",
+    "cfi_from_percentage",
+    "cfi_to_percentage",
+    "cache_epub_file",
+    "get_cached_epub",
+    "generate_images",
+    "batch_generate_for_book",
+    "cleanup_old_images",
+    "system_stats",
+    "health_check",
+    "analyze_text",
+    "BookreaderError",
+    "BadInput",
+    "NotFound",
+    "UnreadableBook",
+    "NotAnEpub",
+    "JobFailed",
+    "Busy",
+]
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ loads these on first use
     from bookreader_cli.books import load_book

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from bookreader_cli.errors import Busy
+from bookreader_cli.store import locks as sql
 
 DEFAULT_TTL = 600.0  # seconds of lease; renewed every ttl/3 while held
 POLL_SECONDS = 0.2
@@ -78,9 +79,7 @@ def is_stale(row: dict, now: float | None = None) -> bool:
 
 
 def holder(store, name: str) -> dict | None:
-    row = store.conn.execute("SELECT name, owner, pid, acquired_at, expires_at FROM locks WHERE name = ?",
-                             [name]).fetchone()
-    return dict(zip(("name", "owner", "pid", "acquired_at", "expires_at"), row)) if row else None
+    return sql.lock_row(store.conn, name)
 
 
 def try_acquire(store, name: str, owner: str, ttl: float = DEFAULT_TTL) -> dict | None:
@@ -90,22 +89,18 @@ def try_acquire(store, name: str, owner: str, ttl: float = DEFAULT_TTL) -> dict 
         if current is not None and current["owner"] != owner and not is_stale(current):
             return current
         now = time.time()
-        store.conn.execute(
-            "INSERT OR REPLACE INTO locks (name, owner, pid, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-            [name, owner, os.getpid(), now, now + ttl])
+        sql.put_lock(store.conn, name, owner, os.getpid(), now, now + ttl)
     return None
 
 
 def release(store, name: str, owner: str) -> bool:
     """Drop the lock only if we still own it (a stale-taken-over lock belongs to someone else now)."""
     with store.transaction():
-        return store.conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", [name, owner]).rowcount == 1
+        return sql.delete_lock(store.conn, name, owner)
 
 
 def renew(conn: sqlite3.Connection, name: str, owner: str, ttl: float) -> bool:
-    cur = conn.execute("UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?",
-                       [time.time() + ttl, name, owner])
-    return cur.rowcount == 1
+    return sql.extend_lock(conn, name, owner, time.time() + ttl)
 
 
 def describe(row: dict) -> str:
@@ -146,7 +141,7 @@ def db_lock(store, name: str, wait: bool = False, timeout: float | None = None, 
 
 def _keep_alive(path, name: str, owner: str, ttl: float, stop: threading.Event) -> None:
     """Renew the lease every ttl/3 on a connection of its own (sqlite connections are per thread)."""
-    from bookreader_cli.store import connect
+    from bookreader_cli.store.schema import connect
 
     conn = None
     try:

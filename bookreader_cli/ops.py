@@ -15,12 +15,12 @@ import socket
 import sqlite3
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from bookreader_cli.config import Settings
 from bookreader_cli.images.statuses import COMPLETED
 from bookreader_cli.runs import RUN_QUEUES, STATES, counts_by_queue_and_state
+from bookreader_cli.store import stats as sql
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 _SEVERITY = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
@@ -37,14 +37,8 @@ def collect_stats(settings: Settings, conn: sqlite3.Connection) -> dict:
 
     started = time.perf_counter()
     collected_at = time.time()
-    own_snapshot = not conn.in_transaction
-    if own_snapshot:  # one read transaction: all counts from the same moment, even while others write
-        conn.execute("BEGIN")
-    try:
+    with sql.read_snapshot(conn):  # all counts from the same moment, even while others write
         stats = _counts(settings, conn, DESCRIPTION_TYPES)
-    finally:
-        if own_snapshot:
-            conn.execute("COMMIT")
     stats["timestamp"] = iso_timestamp(collected_at)
     stats["collected_at"] = round(collected_at, 3)
     stats["collection_time_seconds"] = round(time.perf_counter() - started, 4)
@@ -52,14 +46,11 @@ def collect_stats(settings: Settings, conn: sqlite3.Connection) -> dict:
 
 
 def _counts(settings: Settings, conn: sqlite3.Connection, description_types) -> dict:
-    def scalar(sql: str) -> int:
-        return conn.execute(sql).fetchone()[0]
-
     by_type = dict.fromkeys(description_types, 0)
-    for type_, n in conn.execute("SELECT coalesce(type, 'unknown'), count(*) FROM descriptions GROUP BY 1"):
+    for type_, n in sql.descriptions_by_type(conn):
         by_type[type_] = n
-    images_by_status = {status: n for status, n in conn.execute(
-        "SELECT coalesce(status, 'unknown'), count(*) FROM images GROUP BY 1 ORDER BY 1")}
+    images_by_status = sql.images_by_status(conn)
+    totals = sql.totals(conn)
     runs = counts_by_queue_and_state(conn)
     storage = {
         "database": _file_size(settings.db_path),
@@ -69,9 +60,7 @@ def _counts(settings: Settings, conn: sqlite3.Connection, description_types) -> 
     }
     return {
         "timestamp": None,  # filled in by collect_stats (keeps the seed's key order)
-        "users_total": scalar("SELECT count(DISTINCT user) FROM images WHERE user IS NOT NULL AND user != ''"),
-        "books_total": scalar("SELECT count(*) FROM books"),
-        "chapters_total": scalar("SELECT count(*) FROM chapters"),
+        **totals,  # users_total, books_total, chapters_total
         "descriptions_total": sum(by_type.values()),
         "descriptions_by_type": by_type,
         "images_generated": images_by_status.get(COMPLETED, 0),
@@ -167,24 +156,13 @@ def check_database(conn: sqlite3.Connection | None, error: str | None = None, bu
     started = time.perf_counter()
     if conn is None:
         return _check(UNHEALTHY, f"database unusable: {error or 'no connection'}", started)
-    old_timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute("INSERT INTO locks (name, owner, pid, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                         [f"health-check-{uuid.uuid4().hex}", "health", os.getpid(), time.time(), time.time()])
-        finally:
-            conn.execute("ROLLBACK")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        version, mode = sql.write_probe(conn, busy_ms)
     except sqlite3.OperationalError as exc:
         status = DEGRADED if "locked" in str(exc) or "busy" in str(exc) else UNHEALTHY
         return _check(status, f"write failed: {exc}", started)
     except sqlite3.Error as exc:
         return _check(UNHEALTHY, f"write failed: {exc}", started)
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(old_timeout)}")
     return _check(HEALTHY, f"writable (schema version {version}, journal {mode})", started,
                   schema_version=version, journal_mode=mode)
 

@@ -5,9 +5,9 @@ STARTED → (RETRY → STARTED)* → SUCCESS | FAILURE with attempts, timings an
 `Transient` error is retried with exponential backoff and jitter; a BadInput removes the row again, because
 bad input must leave the database as it was.
 
-Everything here is plain SQL on `store.conn` (autocommit, one statement per state change) so that fast
-commands such as `health` and `stats` never import sqlite-utils, and so each state change is visible to
-other processes (`bookreader runs list` in another terminal) the moment it happens.
+The SQL is in store/runs.py: plain statements on `store.conn` (autocommit, one statement per state change)
+so that fast commands such as `health` and `stats` never import sqlite-utils, and so each state change is
+visible to other processes (`bookreader runs list` in another terminal) the moment it happens.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from bookreader_cli.errors import BadInput, BookreaderError, NotFound
 from bookreader_cli.locks import gone, this_process
+from bookreader_cli.store import runs as sql
 
 log = logging.getLogger("bookreader.tasks")
 
@@ -55,10 +56,7 @@ def record(store, task: str, queue: str, args: dict, fn: Callable[[], Any], retr
         retries = 0
     run_id = uuid.uuid4().hex
     created = time.time()
-    store.conn.execute(
-        "INSERT INTO task_runs (id, task, queue, args, state, attempts, created_at) "
-        "VALUES (?, ?, ?, ?, 'PENDING', 0, ?)",
-        [run_id, task, queue, _dumps(args), created])
+    sql.insert_run(store.conn, run_id, task, queue, _dumps(args), created)
     extra = {"task_id": run_id, "task_name": task, "queue": queue}
     log.info("task received", extra=dict(extra, state="PENDING"))
     started = None
@@ -72,7 +70,7 @@ def record(store, task: str, queue: str, args: dict, fn: Callable[[], Any], retr
         try:
             result = fn()
         except BadInput:
-            store.conn.execute("DELETE FROM task_runs WHERE id = ?", [run_id])
+            sql.delete_run(store.conn, run_id)
             log.info("task rejected: bad input", extra=dict(extra, attempt=attempt))
             raise
         except Transient as exc:
@@ -99,8 +97,7 @@ def _dumps(value: Any) -> str:
 
 
 def _update(store, run_id: str, **values) -> None:
-    assignments = ", ".join(f"{key} = ?" for key in values)
-    store.conn.execute(f"UPDATE task_runs SET {assignments} WHERE id = ?", [*values.values(), run_id])
+    sql.update_run(store.conn, run_id, **values)
 
 
 def _finish(store, run_id: str, started: float, attempts: int, state: str, result: Any = None,
@@ -114,36 +111,17 @@ def _finish(store, run_id: str, started: float, attempts: int, state: str, resul
               extra=dict(extra or {}, state=state, attempts=attempts, duration_seconds=duration))
 
 
-def _rows(store, sql: str, params: list) -> list[dict]:
-    cursor = store.conn.execute(sql, params)
-    names = [c[0] for c in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
 def list_runs(store, state: str | None = None, task: str | None = None, limit: int = 50,
               queue: str | None = None) -> list[dict]:
     """The newest runs first, optionally only one state / task name / queue."""
-    where, params = [], []
-    if state:
-        if state.upper() not in STATES:
-            raise BadInput(f"unknown state {state!r}: expected one of {', '.join(STATES)}")
-        where.append("state = ?")
-        params.append(state.upper())
-    if task:
-        where.append("task = ?")
-        params.append(task)
-    if queue:
-        if queue not in RUN_QUEUES:
-            raise BadInput(f"unknown queue {queue!r}: expected one of {', '.join(RUN_QUEUES)}")
-        where.append("queue = ?")
-        params.append(queue)
+    if state and state.upper() not in STATES:
+        raise BadInput(f"unknown state {state!r}: expected one of {', '.join(STATES)}")
+    if queue and queue not in RUN_QUEUES:
+        raise BadInput(f"unknown queue {queue!r}: expected one of {', '.join(RUN_QUEUES)}")
     if limit < 1:
         raise BadInput("--limit must be at least 1")
     reap_abandoned(store.conn)
-    sql = ("SELECT id, task, queue, state, attempts, created_at, started_at, finished_at, duration_seconds, "
-           "error FROM task_runs" + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY created_at DESC, rowid DESC LIMIT ?")
-    return _rows(store, sql, params + [limit])
+    return sql.select_runs(store.conn, state.upper() if state else None, task, queue, limit)
 
 
 def get_run(store, run_id: str) -> dict:
@@ -152,7 +130,7 @@ def get_run(store, run_id: str) -> dict:
     if not run_id or any(c not in "0123456789abcdef" for c in run_id):
         raise NotFound(f"no task run with id {run_id!r}")
     reap_abandoned(store.conn)
-    rows = _rows(store, "SELECT * FROM task_runs WHERE id LIKE ? LIMIT 2", [run_id + "%"])
+    rows = sql.runs_by_prefix(store.conn, run_id)
     if len(rows) != 1:
         if not rows:
             raise NotFound(f"no task run with id {run_id!r}")
@@ -172,37 +150,30 @@ def reap_abandoned(conn: sqlite3.Connection) -> int:
     SIGKILL, by the OOM killer, or with its machine's power. Runs of other hosts are left alone (their pid
     means nothing here). Called wherever runs are read, so `runs list` never shows a dead run as running."""
     reaped = 0
-    rows = conn.execute("SELECT id, owner, started_at FROM task_runs "
-                        "WHERE state IN ('STARTED', 'RETRY') AND owner IS NOT NULL").fetchall()
-    for run_id, owner, started in rows:
+    for run_id, owner, started in sql.unfinished_runs(conn):
         if not gone(owner):
             continue
         now = time.time()
-        reaped += conn.execute(
-            "UPDATE task_runs SET state = 'FAILURE', error = ?, finished_at = ?, duration_seconds = ? "
-            "WHERE id = ? AND state IN ('STARTED', 'RETRY')",
-            [ABANDONED.format(pid=owner.rsplit(":", 1)[1]), now, round(now - (started or now), 3), run_id]).rowcount
+        reaped += sql.fail_unfinished(conn, run_id, ABANDONED.format(pid=owner.rsplit(":", 1)[1]), now,
+                                      round(now - (started or now), 3))
     return reaped
-
-
-_OLD_FINISHED = "FROM task_runs WHERE state IN ('SUCCESS', 'FAILURE') AND created_at < ?"
 
 
 def prune(store, older_than_seconds: float) -> int:
     """Delete finished runs (SUCCESS/FAILURE) created more than `older_than_seconds` ago; returns how many.
     `cleanup` calls it: `health` from a monitor every minute alone adds ~1,400 rows a day."""
-    return store.conn.execute("DELETE " + _OLD_FINISHED, [time.time() - older_than_seconds]).rowcount
+    return sql.delete_finished_before(store.conn, time.time() - older_than_seconds)
 
 
 def prunable(store, older_than_seconds: float) -> int:
     """How many runs prune() would delete (for a dry run)."""
-    return store.conn.execute("SELECT count(*) " + _OLD_FINISHED, [time.time() - older_than_seconds]).fetchone()[0]
+    return sql.count_finished_before(store.conn, time.time() - older_than_seconds)
 
 
 def counts_by_queue_and_state(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     """{queue: {state: n}} with every known queue and state present (zeros included)."""
     reap_abandoned(conn)
     counts = {queue: dict.fromkeys(STATES, 0) for queue in RUN_QUEUES}
-    for queue, state, n in conn.execute("SELECT queue, state, count(*) FROM task_runs GROUP BY queue, state"):
+    for queue, state, n in sql.counts_by_queue_and_state(conn):
         counts.setdefault(queue or "unknown", dict.fromkeys(STATES, 0))[state] = n
     return counts

@@ -161,7 +161,7 @@ def test_the_nlp_engine_never_imports_its_runner():
 def test_the_check_fails_on_an_added_upward_import(tmp_path):
     copy = tmp_path / "bookreader_cli"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "stanza_bundled", "lexicons"))
-    store = copy / "store.py"
+    store = copy / "store" / "__init__.py"
     store.write_text(store.read_text(encoding="utf-8")
                      + "\n\ndef _sneaky():\n    from bookreader_cli.jobs import process_book\n", encoding="utf-8")
     assert upward(graph(copy)) == [
