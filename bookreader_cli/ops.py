@@ -27,7 +27,7 @@ _SEVERITY = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 
 
 def iso_timestamp(seconds: float) -> str:
-    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---- stats ------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def processor_availability(settings: Settings, name: str) -> tuple[bool, str]:
     processor module (find_spec and file checks inside), never spaCy, Natasha, Stanza or torch."""
     from bookreader_cli.nlp.processors import check
 
-    available, why, _ = check(name, settings)
+    available, why, _ = check(name, settings.nlp)
     return available, why
 
 
@@ -260,6 +260,19 @@ def health(settings: Settings, conn: sqlite3.Connection | None, network: bool = 
     }
 
 
-__all__ = ["HEALTHY", "DEGRADED", "UNHEALTHY", "RUN_QUEUES", "STATES", "collect_stats", "to_prometheus", "health",
-           "dir_size", "check_database", "check_dir_writable", "check_disk", "check_processors",
-           "check_image_api"]
+__all__ = [
+    "DEGRADED",
+    "HEALTHY",
+    "RUN_QUEUES",
+    "STATES",
+    "UNHEALTHY",
+    "check_database",
+    "check_dir_writable",
+    "check_disk",
+    "check_image_api",
+    "check_processors",
+    "collect_stats",
+    "dir_size",
+    "health",
+    "to_prometheus",
+]

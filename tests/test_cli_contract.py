@@ -99,3 +99,12 @@ def test_exit_codes_live_in_one_place():
         assert exit_code(error) == 2
     assert exit_code(JobFailed("x")) == 1 and exit_code(Busy("x")) == 1
     assert exit_code(KeyboardInterrupt()) == 130
+
+
+def test_health_checks_each_processor_with_its_nlp_settings(run):
+    """The health check builds each processor from settings.nlp (a whole Settings made them unimportable)."""
+    result = run("health", "--json")
+    checks = json.loads(result.stdout)["checks"]
+    for name in ("nlp_spacy", "nlp_natasha", "nlp_stanza"):
+        assert "cannot import" not in checks[name]["detail"], checks[name]
+        assert "AttributeError" not in checks[name]["detail"], checks[name]
