@@ -36,6 +36,8 @@ test-deps:
 	  || echo "redis-server not installed: Celery integration tests will skip"
 
 test: install test-deps
+	$(BIN)/ruff check bookreader_cli tests bench scripts
+	$(BIN)/mypy bookreader_cli
 	$(BIN)/python -m pytest -q
 
 clean:

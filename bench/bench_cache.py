@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bookreader_cli.cache import cache_clear, cache_fetch, cache_put  # noqa: E402
+from bookreader_cli.cache import cache_clear, cache_fetch, cache_put
 
 CORPUS = REPO.parent / "shared" / "corpus"
 
@@ -42,13 +42,14 @@ def main(argv: list[str]) -> None:
         for i, path in enumerate(books):
             size = path.stat().st_size
             mb = size / 1e6
-            copy_s = best(lambda: shutil.copyfile(path, Path(tmp) / "copy.epub"))
+            copy_s = best(lambda path=path: shutil.copyfile(path, Path(tmp) / "copy.epub"))
 
             ids = iter(range(1000 * (i + 1), 1000 * (i + 2)))
-            put_s = best(lambda: cache_put(cache_dir, f"{next(ids)}", path))  # a new key each time: a cold put
+            # a new key each time: a cold put
+            put_s = best(lambda ids=ids, path=path: cache_put(cache_dir, f"{next(ids)}", path))
             cache_clear(cache_dir)
             info = cache_put(cache_dir, i, path)
-            get_s = best(lambda: cache_fetch(cache_dir, i, path))
+            get_s = best(lambda i=i, path=path: cache_fetch(cache_dir, i, path))
             data, status = cache_fetch(cache_dir, i, path)
             assert data == path.read_bytes() and status["status"] == "hit"
             rows.append({

@@ -204,8 +204,8 @@ def cache_put(cache_dir: str | Path, book_id, path: str | Path, ttl: int = DEFAU
         raise BadInput(f"the cache TTL must be positive, not {ttl}")
     started = time.perf_counter()
     cache = _open(cache_dir)
-    found, header, data = _lookup(cache, book_id, path)
-    if found == "hit":
+    found, header, _data = _lookup(cache, book_id, path)
+    if found == "hit" and header is not None:
         cache.touch(cache_key(book_id), expire=ttl)  # same bytes: only the TTL restarts
         status = "fresh"
     else:
@@ -223,6 +223,7 @@ def cache_fetch(
     cache = _open(cache_dir)
     found, header, data = _lookup(cache, book_id, path)
     if found == "hit":
+        assert header is not None and data is not None  # a hit has both
         return data, _result(book_id, header, header.get("ttl_seconds", ttl), "hit")
     header, data = _store(cache, book_id, path, ttl)
     return data, _result(book_id, header, ttl, _STATUS_AFTER[found])

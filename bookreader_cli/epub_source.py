@@ -14,10 +14,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bookreader_cli.books import file_sha256
 from bookreader_cli.books.model import Chapter
 from bookreader_cli.errors import BadInput
+
+if TYPE_CHECKING:
+    from bookreader_cli.epubcfi.align import ChapterMap
+    from bookreader_cli.epubcfi.dom import EpubDom
 
 EPUB_FORMATS = ("epub2", "epub3")
 
@@ -81,13 +86,15 @@ def locations_json(locations: list[str]) -> str:
     return json.dumps(locations, ensure_ascii=False, separators=(",", ":"))
 
 
-def compute_locations(data: bytes | object, count: int | None, chars: int | None) -> tuple[int, list[str]]:
-    from bookreader_cli.epubcfi.locations import generate_locations, locations_for_count
+def compute_locations(data: bytes | EpubDom, count: int | None, chars: int | None) -> tuple[int, list[str]]:
+    """(chars per location, locations): exactly `chars` per location, else about `count` locations."""
     from bookreader_cli.epubcfi.dom import EpubDom
+    from bookreader_cli.epubcfi.locations import generate_locations, locations_for_count
 
     dom = data if isinstance(data, EpubDom) else EpubDom(data)
     if chars is not None:
         return chars, generate_locations(dom, chars)
+    assert count is not None  # callers give one of the two
     return locations_for_count(dom, count)
 
 
@@ -104,10 +111,12 @@ class EpubExtras:
         self.applicable = book["format"] in EPUB_FORMATS
         self.problem: str | None = None
         self.without_cfi = 0
-        self._dom = self._map = self.source = None
+        self._dom: EpubDom | None = None
+        self._map: ChapterMap | None = None
+        self.source: str | None = None
         self._position = {c.idx: i for i, c in enumerate(sorted(chapters, key=lambda c: c.idx))}
 
-    def dom(self):
+    def dom(self) -> EpubDom | None:
         if self._dom is None and self.problem is None and self.applicable:
             from bookreader_cli.epubcfi.dom import EpubDom
 
@@ -122,10 +131,11 @@ class EpubExtras:
         """Set each description's "cfi" (None where the text cannot be placed in the EPUB)."""
         if not self.applicable or not descriptions:
             return
-        if self._map is None and self.dom() is not None:
+        dom = self.dom()
+        if self._map is None and dom is not None:
             from bookreader_cli.epubcfi.align import ChapterMap
 
-            self._map = ChapterMap(self._dom, sorted(self.chapters, key=lambda c: c.idx))
+            self._map = ChapterMap(dom, sorted(self.chapters, key=lambda c: c.idx))
         for d in descriptions:
             d["cfi"] = None
             if self._map is not None:
@@ -140,12 +150,13 @@ class EpubExtras:
         entry: the result's CFI and cache fields."""
         if not self.applicable:
             return {"cfi_locations_generated": 0, "cache_status": "not_applicable"}
-        out = {"cfi_locations_generated": 0, "cache_status": "source_unavailable",
-               "descriptions_without_cfi": self.without_cfi}
-        if self.dom() is None:
+        out: dict = {"cfi_locations_generated": 0, "cache_status": "source_unavailable",
+                     "descriptions_without_cfi": self.without_cfi}
+        dom = self.dom()
+        if dom is None:
             out["epub_problem"] = self.problem
             return out
-        chars, locations = compute_locations(self._dom, self.locations_count, None)
+        chars, locations = compute_locations(dom, self.locations_count, None)
         save_locations(locations_json(locations), chars)
         out.update(cfi_locations_generated=len(locations), locations_chars=chars)
         if self.source == "file":

@@ -17,8 +17,8 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from bookreader_cli.errors import Busy
 from bookreader_cli.store import locks as sql

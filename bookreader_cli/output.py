@@ -10,8 +10,9 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 _console = None
 
@@ -35,7 +36,7 @@ def _default(obj: Any):
     from dataclasses import asdict, is_dataclass
     from pathlib import Path
 
-    if is_dataclass(obj):
+    if is_dataclass(obj) and not isinstance(obj, type):
         return asdict(obj)
     if isinstance(obj, Path):
         return str(obj)
@@ -91,7 +92,7 @@ def print_summary(data: dict, title: str | None = None, skip: Iterable[str] = ()
     for key, value in data.items():
         if key in skip:
             continue
-        if isinstance(value, float) and (key.endswith("_at") or key.endswith("_mtime")):
+        if isinstance(value, float) and (key.endswith(("_at", "_mtime"))):
             value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
         elif isinstance(value, float):
             value = f"{value:.3f}"

@@ -19,7 +19,8 @@ import random
 import sqlite3
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bookreader_cli.errors import BadInput, BookreaderError, NotFound
 from bookreader_cli.locks import gone, this_process

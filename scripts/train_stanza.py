@@ -24,8 +24,8 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bookreader_cli.nlp.stanza_models import BUNDLED_DIR  # noqa: E402
-from bookreader_cli.training.stanza_train import SIZES, train_stanza_cli  # noqa: E402
+from bookreader_cli.nlp.stanza_models import BUNDLED_DIR
+from bookreader_cli.training.stanza_train import SIZES, train_stanza_cli
 
 
 def main() -> int:

@@ -11,9 +11,9 @@ import signal
 import time
 from pathlib import Path
 
+from bookreader_cli.runs import Transient
 from bookreader_cli.workers.app import retry_options
 from bookreader_cli.workers.worker import app
-from bookreader_cli.runs import Transient
 
 
 def _mark(marker_dir: str) -> int:

@@ -49,7 +49,7 @@ def cli(home: Path):
                         OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         full_env.pop("BOOKREADER_CONFIG", None)
         full_env.update(env or {})
-        proc = subprocess.run([sys.executable, "-m", "bookreader_cli", *map(str, args)], input=input,
+        proc = subprocess.run([sys.executable, "-m", "bookreader_cli", *map(str, args)], input=input, check=False,
                               capture_output=True, env=full_env, timeout=timeout, text=not isinstance(input, bytes))
         out = proc.stdout if isinstance(proc.stdout, str) else proc.stdout.decode("utf-8", "replace")
         err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode("utf-8", "replace")

@@ -30,7 +30,8 @@ needs_epubjs = pytest.mark.skipif(not epubjs_available(),
 
 
 def _start(requests: list[dict]) -> subprocess.Popen:
-    errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: nothing blocks while we read another process
+    # a file, not a pipe: nothing blocks while we read another process; closed by the caller (proc.errors)
+    errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
     proc = subprocess.Popen(["node", str(JS_DIR / "epubjs_ref.js")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=errors, text=True, cwd=JS_DIR)
     proc.errors = errors

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 _TOKEN = re.compile(r"fake:([a-z0-9@.,]+)", re.IGNORECASE)
@@ -92,7 +93,7 @@ class FakeImageAPI:
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
-    def start(self) -> "FakeImageAPI":
+    def start(self) -> FakeImageAPI:
         api = self
 
         class Handler(_Handler):
@@ -118,7 +119,7 @@ class FakeImageAPI:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeImageAPI":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

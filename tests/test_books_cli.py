@@ -4,7 +4,6 @@ import json
 import shutil
 
 import pytest
-
 from conftest import SAMPLES, db_snapshot
 
 SAMPLE_FILES = ["ru_sample.epub", "ru_sample.fb2", "en_sample.epub", "ru_sample.txt"]

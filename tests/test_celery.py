@@ -18,10 +18,10 @@ import pytest
 
 pytest.importorskip("celery")
 
-from celery.schedules import crontab  # noqa: E402
+from celery.schedules import crontab
 
-from bookreader_cli.config import load_settings  # noqa: E402
-from bookreader_cli.jobs.cron import JOBS  # noqa: E402
+from bookreader_cli.config import load_settings
+from bookreader_cli.jobs.cron import JOBS
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -94,8 +94,8 @@ def test_delivery_settings():
 
 
 def test_a_task_function_missing_from_this_build_fails_as_a_task(monkeypatch, tmp_path):
-    from bookreader_cli.workers.worker import call_task_function
     from bookreader_cli.errors import JobFailed
+    from bookreader_cli.workers.worker import call_task_function
 
     monkeypatch.setenv("BOOKREADER_HOME", str(tmp_path))
     with pytest.raises(JobFailed, match="no jobs.no_such_job"):
@@ -104,8 +104,7 @@ def test_a_task_function_missing_from_this_build_fails_as_a_task(monkeypatch, tm
 
 
 def test_under_celery_the_only_retry_loop_is_celerys(monkeypatch, tmp_path):
-    from bookreader_cli import jobs as tasks
-    from bookreader_cli import runs
+    from bookreader_cli import jobs as tasks, runs
     from bookreader_cli.workers.worker import call_task_function
 
     calls = []
@@ -130,8 +129,8 @@ def test_under_celery_the_only_retry_loop_is_celerys(monkeypatch, tmp_path):
 
 
 def test_seed_style_arguments_reach_the_task_functions(monkeypatch, tmp_path):
-    from bookreader_cli.workers.worker import call_task_function, seed_arguments
     from bookreader_cli.errors import BadInput
+    from bookreader_cli.workers.worker import call_task_function, seed_arguments
 
     def process_book(ctx, ref, mode=None):
         return ref
@@ -220,12 +219,12 @@ class Workers:
 
     def start(self, name: str, queues: str, pool: str = "prefork", **env) -> subprocess.Popen:
         home = self.tmp / f"worker-{name}"
-        log = open(self.tmp / f"worker-{name}.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bookreader_cli", "--home", str(home), "worker", "--queues", queues,
-             "--pool", pool, "--concurrency", "1", "--hostname", f"{name}@test", "--loglevel", "info",
-             "--", "--include", "celery_test_tasks", "--without-gossip", "--without-mingle"],
-            env=self.env(**env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.tmp / f"worker-{name}.log", "ab") as log:  # the worker keeps its own copy of the fd
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bookreader_cli", "--home", str(home), "worker", "--queues", queues,
+                 "--pool", pool, "--concurrency", "1", "--hostname", f"{name}@test", "--loglevel", "info",
+                 "--", "--include", "celery_test_tasks", "--without-gossip", "--without-mingle"],
+                env=self.env(**env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         app = self.app()
         _wait_for(lambda: app.control.inspect(timeout=0.5, destination=[f"{name}@test"]).ping(),

@@ -11,7 +11,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from epubjs_helper import needs_epubjs, run_epubjs_batch
 
+from bookreader_cli.books.model import Chapter
+from bookreader_cli.epubcfi.align import ChapterMap, cfi_to_chapter_offset, chapter_range_to_cfi
+from bookreader_cli.epubcfi.dom import EpubDom, parse_html_section, parse_xml_section, utf16_len
 from bookreader_cli.epubcfi.grammar import compare_cfi, parse_cfi
 from bookreader_cli.epubcfi.locations import (
     cfi_from_percentage,
@@ -20,11 +24,7 @@ from bookreader_cli.epubcfi.locations import (
     percentage_from_cfi,
 )
 from bookreader_cli.epubcfi.resolve import resolve, resolve_text
-from bookreader_cli.epubcfi.dom import EpubDom, parse_html_section, parse_xml_section, utf16_len
-from bookreader_cli.epubcfi.align import ChapterMap, cfi_to_chapter_offset, chapter_range_to_cfi
-from bookreader_cli.books.model import Chapter
 from bookreader_cli.errors import BadInput
-from epubjs_helper import needs_epubjs, run_epubjs_batch
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_books"
@@ -72,8 +72,8 @@ EDGE_SECTIONS = [
     ("f.xhtml", XHTML + "<body><p>one<!-- c -->two<![CDATA[ cdata ]]>three &amp; &#169; &#x1F600;</p>\n"
      "<p>  </p><p>x</p></body></html>", ""),
     ("g.html", "<!DOCTYPE html><html><head><title/></head><body><p>never seen: the title swallows it</p></body></html>", ""),
-    ("h.html", '<html><head><title>h</title></head><body><p>para <a id="x"/>anchor swallows</p>text after<br/>line'
-     "</body></html>\n", ""),
+    ("h.html", ('<html><head><title>h</title></head><body><p>para <a id="x"/>anchor swallows</p>text after<br/>line'
+     "</body></html>\n"), ""),
     ("i.xhtml", XHTML + "<body><section><h1>Title</h1>"
      + "".join(f"<p>Paragraph {i} " + "word " * (i * 7) + "</p>\n" for i in range(40)) + "</section></body></html>", ""),
 ]

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLES, db_snapshot
+from epubjs_helper import epubjs_available, run_epubjs
 
 from bookreader_cli.epubcfi.locations import chars_for_count, generate_locations, percentage_from_cfi
 from bookreader_cli.epubcfi.resolve import resolve_text
-from conftest import SAMPLES, db_snapshot
-from epubjs_helper import epubjs_available, run_epubjs
 
 RU_EPUB = SAMPLES / "ru_sample.epub"
 EN_EPUB = SAMPLES / "en_sample.epub"
@@ -41,7 +41,7 @@ def _raw_stdout(home: Path, *args) -> tuple[int, bytes, str]:
     env = dict(os.environ, BOOKREADER_HOME=str(home), NO_COLOR="1")
     env.pop("BOOKREADER_CONFIG", None)
     proc = subprocess.run([sys.executable, "-m", "bookreader_cli", *map(str, args)], capture_output=True, env=env,
-                          timeout=300)
+                          timeout=300, check=False)
     return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
 
 

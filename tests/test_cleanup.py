@@ -136,7 +136,7 @@ def test_fresh_orphans_and_temps_get_a_grace_period(layout):
     stale_tmp = make_file(images / ".tmp-old.png", 10, age_days=1)
     foreign = make_file(images / "notes.txt", 10, age_days=100)
     (images / "subdir").mkdir()
-    plan, result = cleanup_images(images, [], days=30, now=NOW)
+    plan, _result = cleanup_images(images, [], days=30, now=NOW)
     assert young.exists() and young_tmp.exists() and foreign.exists() and (images / "subdir").is_dir()
     assert not stale_tmp.exists()
     assert [(a["path"], a["reason"]) for a in plan] == [(".tmp-old.png", "stale_temp")]
@@ -186,7 +186,7 @@ def test_failing_row_delete_is_reported(layout):
 
 
 def test_missing_images_dir_and_bad_days(tmp_path):
-    plan, result = cleanup_images(tmp_path / "nope", [{"id": 1, "path": "x.png", "created_at": NOW}], days=30, now=NOW)
+    _plan, result = cleanup_images(tmp_path / "nope", [{"id": 1, "path": "x.png", "created_at": NOW}], days=30, now=NOW)
     assert result["deleted_row_ids"] == [1] and result["deleted_files"] == 0
     with pytest.raises(BadInput):
         plan_cleanup(tmp_path, [], days=-1)

@@ -52,10 +52,9 @@ def test_migrations_run_once_and_wal(tmp_path):
 
 def test_transaction_rolls_back(tmp_path):
     store = Store(tmp_path / "x.db")
-    with pytest.raises(RuntimeError):
-        with store.transaction():
-            store.db["task_runs"].insert({"id": "a", "task": "t", "state": "PENDING"})
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.db["task_runs"].insert({"id": "a", "task": "t", "state": "PENDING"})
+        raise RuntimeError("boom")
     assert store.db["task_runs"].count == 0
 
 
@@ -94,6 +93,6 @@ def test_a_stdout_that_fails_is_one_line_not_a_traceback(home):
     env = dict(os.environ, BOOKREADER_HOME=str(home), NO_COLOR="1")
     with open("/dev/full", "w") as full:
         proc = subprocess.run([sys.executable, "-m", "bookreader_cli", "config", "--json"], stdout=full,
-                              stderr=subprocess.PIPE, text=True, env=env)
+                              stderr=subprocess.PIPE, text=True, env=env, check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["error: cannot write output: No space left on device"]

@@ -137,10 +137,10 @@ def test_zip_member_over_size_cap_is_refused(tmp_path):
     path = tmp_path / "big.epub"
     make_epub(path, {})
     chunk = b"\0" * (1024 * 1024)
-    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        with zf.open("OEBPS/huge.bin", "w", force_zip64=True) as fh:
-            for _ in range(MAX_ZIP_MEMBER_UNCOMPRESSED // len(chunk) + 1):
-                fh.write(chunk)
+    with (zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
+          zf.open("OEBPS/huge.bin", "w", force_zip64=True) as fh):
+        for _ in range(MAX_ZIP_MEMBER_UNCOMPRESSED // len(chunk) + 1):
+            fh.write(chunk)
     assert path.stat().st_size < 5 * 1024 * 1024
     assert "possible zip bomb" in refused(path)
 

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -15,9 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fake_image_api import FakeImageAPI, make_image  # noqa: E402
+from fake_image_api import FakeImageAPI, make_image
 
-from bookreader_cli.images.client import (  # noqa: E402
+from bookreader_cli.images.client import (
     ImageClient,
     ImageFetchError,
     ImageOptions,
@@ -26,14 +26,14 @@ from bookreader_cli.images.client import (  # noqa: E402
     build_url,
     parse_retry_after,
 )
-from bookreader_cli.images.files import InvalidImage, TEMP_PREFIX, validate_image, write_image_atomic  # noqa: E402
-from bookreader_cli.images.generate import (  # noqa: E402
+from bookreader_cli.images.files import TEMP_PREFIX, InvalidImage, validate_image, write_image_atomic
+from bookreader_cli.images.generate import (
     allowed_count,
     generate_for_descriptions,
     plan_requests,
 )
-from bookreader_cli.images.statuses import IMAGE_ROW_COLUMNS  # noqa: E402
-from bookreader_cli.images.prompts import build_prompt, description_seed  # noqa: E402
+from bookreader_cli.images.prompts import build_prompt, description_seed
+from bookreader_cli.images.statuses import IMAGE_ROW_COLUMNS
 
 SECRET = "sk_test_S3CRET_value_123"
 
@@ -46,10 +46,10 @@ def api():
 
 def fast_options(api: FakeImageAPI, **overrides) -> ImageOptions:
     """Real timeouts and retries, but short waits so the suite stays fast."""
-    values = dict(
-        base_url=api.base_url, connect_timeout=2.0, read_timeout=5.0, total_timeout=30.0, max_retries=2,
-        backoff_base=0.02, backoff_max=0.1, rate_per_second=0, concurrency=4,
-    )
+    values = {
+        "base_url": api.base_url, "connect_timeout": 2.0, "read_timeout": 5.0, "total_timeout": 30.0, "max_retries": 2,
+        "backoff_base": 0.02, "backoff_max": 0.1, "rate_per_second": 0, "concurrency": 4,
+    }
     values.update(overrides)
     return ImageOptions(**values)
 
@@ -151,7 +151,7 @@ def test_429_retry_after_http_date_is_honoured(api, tmp_path):
 
 
 def test_parse_retry_after():
-    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("7", now) == 7.0
     assert parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90.0
     assert parse_retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0.0
@@ -218,7 +218,7 @@ def test_total_deadline_stops_retries(api, tmp_path):
     ("huge", "absurd dimensions"), ("octet", "not an image"),
 ])
 def test_a_200_that_is_not_an_image_is_rejected_without_retry(api, tmp_path, step, why):
-    result, rows = run(api, [desc(1, f"fake:{step} A square")], tmp_path)
+    result, _rows = run(api, [desc(1, f"fake:{step} A square")], tmp_path)
     assert len(api.requests) == 1 and result["failed_count"] == 1
     assert why in result["failed"][0]["error"]
     assert not (tmp_path / "images").exists() or not list((tmp_path / "images").iterdir())
@@ -420,9 +420,8 @@ def test_rows_fit_the_store_images_table(api, tmp_path):
 
 
 def test_client_raises_clear_error(api):
-    with ImageClient(fast_options(api)) as client:
-        with pytest.raises(ImageFetchError) as info:
-            client.fetch(ImageRequest("fake:403 x", 1, "flux", 64, 48))
+    with ImageClient(fast_options(api)) as client, pytest.raises(ImageFetchError) as info:
+        client.fetch(ImageRequest("fake:403 x", 1, "flux", 64, 48))
     assert info.value.status == 403 and info.value.attempts == 1 and not info.value.retryable
 
 

@@ -11,13 +11,14 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import SAMPLES, db_snapshot  # noqa: E402
-from fake_image_api import FakeImageAPI  # noqa: E402
+from conftest import SAMPLES, db_snapshot
+from fake_image_api import FakeImageAPI
 
 SECRET = "sk_cli_S3CRET_value_987"
 DAY = 86400
@@ -36,7 +37,7 @@ LAMP = "керосиновая"  # a word only in description 2's text
 class ScriptedAPI(FakeImageAPI):
     """The fake API, answering by words of the prompt: `script = {"word": "402"}` fails those prompts."""
 
-    script: dict[str, str] = {}
+    script: ClassVar[dict[str, str]] = {}
 
     def _choose(self, prompt: str, query: dict) -> str:
         for word, spec in self.script.items():

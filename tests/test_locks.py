@@ -65,19 +65,17 @@ def store(tmp_path: Path):
 def test_second_holder_is_busy_until_release(store):
     with db_lock(store, "job") as owner:
         assert locks.holder(store, "job")["owner"] == owner
-        with pytest.raises(Busy, match=r"job is busy: held by pid \d+"):
-            with db_lock(store, "job"):
-                pass
+        with pytest.raises(Busy, match=r"job is busy: held by pid \d+"), db_lock(store, "job"):
+            pass
     assert locks.holder(store, "job") is None
     with db_lock(store, "job"):
         pass
 
 
 def test_busy_is_exit_1_not_bad_input(store):
-    with db_lock(store, "job"):
-        with pytest.raises(Busy) as info:
-            with db_lock(store, "job", busy_message="book 7 is being processed"):
-                pass
+    with (db_lock(store, "job"), pytest.raises(Busy) as info,
+          db_lock(store, "job", busy_message="book 7 is being processed")):
+        pass
     from bookreader_cli.cli.common import exit_code
     from bookreader_cli.errors import BadInput
 
@@ -86,10 +84,9 @@ def test_busy_is_exit_1_not_bad_input(store):
 
 
 def test_wait_gives_up_after_timeout(store):
-    with db_lock(store, "job"):
-        with pytest.raises(Busy, match=r"waited 0.3s"):
-            with db_lock(store, "job", wait=True, timeout=0.3):
-                pass
+    with (db_lock(store, "job"), pytest.raises(Busy, match=r"waited 0.3s"),
+          db_lock(store, "job", wait=True, timeout=0.3)):
+        pass
 
 
 def test_processes_racing_have_exactly_one_winner(tmp_path, store):
@@ -122,9 +119,8 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path, store):
     (tmp_path / "go").touch()
     _wait_for(out.exists, "the victim to take the lock")
     assert locks.holder(store, "crash")["pid"] == proc.pid
-    with pytest.raises(Busy):
-        with db_lock(store, "crash"):
-            pass
+    with pytest.raises(Busy), db_lock(store, "crash"):
+        pass
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(60)
     with db_lock(store, "crash") as owner:  # the dead holder's lock is stale: taken over
@@ -148,9 +144,8 @@ def test_stale_rules(store):
     with db_lock(store, "dead-pid"), db_lock(store, "expired"):
         pass
     for name in ("alive", "other-host"):  # a pid on another host cannot be checked: only expiry frees it
-        with pytest.raises(Busy):
-            with db_lock(store, name):
-                pass
+        with pytest.raises(Busy), db_lock(store, name):
+            pass
 
 
 def test_release_never_drops_someone_elses_lock(store):
@@ -165,9 +160,8 @@ def test_lease_is_renewed_while_held(store):
         _wait_for(lambda: locks.holder(store, "long")["expires_at"] > first, "a renewal")
         # still ours after several lease periods: nobody can take it over
         _wait_for(lambda: locks.holder(store, "long")["expires_at"] > first + 0.3, "more renewals")
-        with pytest.raises(Busy):
-            with db_lock(store, "long"):
-                pass
+        with pytest.raises(Busy), db_lock(store, "long"):
+            pass
 
 
 def test_second_process_of_the_same_book_is_busy(cli, home):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 
+import nlp_fakes
 import pytest
 
-from bookreader_cli.errors import BadInput, JobFailed
 from bookreader_cli.config import NlpSettings
+from bookreader_cli.errors import BadInput, JobFailed
 from bookreader_cli.nlp.engine import models_report
 from bookreader_cli.nlp.runner import NlpPool, analyze_text, run_book
 from bookreader_cli.nlp.segment import chapter_from_text
-
-import nlp_fakes
 
 TEXT = ("Кругом лежал глубокий снег, и сугробы доходили до окон.\n"
         "Над полем поднимался туман, серый и тяжёлый.\n"
@@ -64,7 +63,7 @@ def test_parallel_mode_runs_each_processor_in_its_own_worker_and_takes_the_union
 
 def test_parallel_mode_with_its_own_short_lived_pool():
     r = analyze_text(TEXT, mode="parallel", processors=["snow_a", "snow_b"])
-    assert len(set(w["pid"] for w in r.timings["workers"].values()) - {os.getpid()}) >= 1
+    assert len({w["pid"] for w in r.timings["workers"].values()} - {os.getpid()}) >= 1
 
 
 def test_ensemble_mode_votes_like_sequential_but_in_workers(pool):

@@ -40,7 +40,7 @@ def test_availability_is_cheap_and_imports_no_heavy_library():
 
 @pytest.mark.parametrize("name", ["spacy", "natasha"])
 def test_processor_votes_on_visual_and_non_visual_sentences(name):
-    vivid, atmosphere, thought = _votes(name, "\n".join([VIVID, ATMOSPHERE, THOUGHT]))
+    vivid, atmosphere, thought = _votes(name, f"{VIVID}\n{ATMOSPHERE}\n{THOUGHT}")
     assert vivid.yes and vivid.type == "character"
     assert atmosphere.yes and atmosphere.type == "atmosphere"
     assert not thought.yes
@@ -109,7 +109,7 @@ def test_clothes_without_a_wearer_are_an_object(name):
 
 def test_spacy_screen_skips_only_sentences_that_cannot_be_visual():
     """The cheap pre-filter must not change any vote: compare with the pipeline run on every sentence."""
-    text = "\n".join([VIVID, ATMOSPHERE, THOUGHT, "Он согласился и ушёл домой.", SUBSTRINGS])
+    text = f"{VIVID}\n{ATMOSPHERE}\n{THOUGHT}\nОн согласился и ушёл домой.\n{SUBSTRINGS}"
     processor, _ = loaded_processor("spacy")
     sentences = segment(text)
     screened = processor.score(text, sentences, "ru")

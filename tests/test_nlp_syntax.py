@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bookreader_cli.nlp.processors import loaded_processor
 from bookreader_cli.nlp.lexicon import load as load_lexicon, without_yo
+from bookreader_cli.nlp.processors import loaded_processor
 from bookreader_cli.nlp.segment import segment
 from bookreader_cli.nlp.syntax import Tree, is_being, typing_hits, worn
 

@@ -44,7 +44,7 @@ def _fill(home: Path) -> Store:
     for user, status in (("anna", "completed"), ("anna", "completed"), ("boris", "completed"), ("boris", "failed"),
                          (None, "completed")):
         c.execute("INSERT INTO images (description_id, book_id, user, status) VALUES (1, 1, ?, ?)", [user, status])
-    runs.record(store, "process_book", "books", {}, lambda: {})
+    runs.record(store, "process_book", "books", {}, dict)
     with pytest.raises(ValueError):
         runs.record(store, "generate_images", "images", {}, lambda: int("x"))
     c.execute("INSERT INTO task_runs (id, task, queue, state, attempts, created_at) "
@@ -193,7 +193,7 @@ def _health(cli, *args, env=None):
 
 
 def test_health_on_a_fresh_home_creates_the_store_and_leaves_nothing_behind(cli, home):
-    result, data = _health(cli)
+    _result, data = _health(cli)
     assert SEED_HEALTH_KEYS <= set(data)
     assert data["status"] in ("healthy", "degraded")
     assert data["response_time_ms"] > 0
@@ -299,7 +299,7 @@ def test_health_and_stats_import_no_heavy_library(cli, home):
     )
     proc = subprocess.run([sys.executable, "-c", "import json\n" + probe], capture_output=True, text=True,
                           env={"BOOKREADER_HOME": str(home), "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
-                          timeout=120)
+                          timeout=120, check=False)
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
 
 
@@ -307,7 +307,7 @@ def test_health_and_stats_import_no_heavy_library(cli, home):
 class _Handler(http.server.BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         body = b"image api"
         self.send_response(self.server.status)
         self.send_header("Content-Length", str(len(body)))

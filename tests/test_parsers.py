@@ -67,8 +67,8 @@ KNOWN = [
      ["Chapter 1", "Chapter 61"], "truth universally acknowledged", 61),
     ("en_epub3__thuleanh543_data_epub/pg2600-images-3.epub", "epub3", "War and Peace",
      ["CHAPTER I", "CHAPTER II"], "Genoa and Lucca", 360),
-    ("en_fb2__lazybones-production_reader-clojure-web-app/"
-     "Twain_Mark__The_Adventures_of_Tom_Sawyer__Litmir.net_127829.fb2", "fb2", "The Adventures of Tom Sawyer",
+    (("en_fb2__lazybones-production_reader-clojure-web-app/"
+     "Twain_Mark__The_Adventures_of_Tom_Sawyer__Litmir.net_127829.fb2"), "fb2", "The Adventures of Tom Sawyer",
      ["PREFACE", "CHAPTER I", "CHAPTER XXXV"], "TOM!", 35),
     ("ru_generated__calibre6.13_pandoc2.17/chekhov_kashtanka.calibre.cp1251.fb2", "fb2", "Каштанка",
      ["Глава первая. Дурное поведение", "Глава седьмая. Неудачный дебют"], "Молодая рыжая собака", 7),

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-
 from conftest import SAMPLES, db_snapshot
 
 FB2 = SAMPLES / "ru_sample.fb2"

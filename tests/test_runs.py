@@ -108,7 +108,7 @@ def test_log_lines_carry_task_id_name_and_timings(store, caplog):
 
 
 def test_list_filters_and_id_prefixes(store):
-    ids = [runs.record(store, task, queue, {}, lambda: {})["task_id"]
+    ids = [runs.record(store, task, queue, {}, dict)["task_id"]
            for task, queue in [("process_book", "books"), ("process_book", "books"), ("cleanup_old_images", "cleanup")]]
     with pytest.raises(ZeroDivisionError):
         runs.record(store, "process_book", "books", {}, lambda: 1 / 0)
@@ -129,7 +129,7 @@ def test_list_filters_and_id_prefixes(store):
 
 
 def test_counts_by_queue_and_state_has_every_queue_and_state(store):
-    runs.record(store, "generate_images", "images", {}, lambda: {})
+    runs.record(store, "generate_images", "images", {}, dict)
     counts = runs.counts_by_queue_and_state(store.conn)
     assert set(counts) == set(runs.RUN_QUEUES)
     assert all(set(c) == set(runs.STATES) for c in counts.values())
@@ -139,7 +139,7 @@ def test_counts_by_queue_and_state_has_every_queue_and_state(store):
 
 def test_prune_deletes_only_old_finished_runs(store):
     for task in ("a", "b"):
-        runs.record(store, task, "books", {}, lambda: {})
+        runs.record(store, task, "books", {}, dict)
     store.conn.execute("INSERT INTO task_runs (id, task, queue, state, attempts, created_at) "
                        "VALUES ('0ld', 'process_book', 'books', 'STARTED', 1, 1)")
     store.conn.execute("UPDATE task_runs SET created_at = 1 WHERE task = 'a'")

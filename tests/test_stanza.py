@@ -23,7 +23,7 @@ DESCRIPTIVE = ("Старый деревянный дом с высоким кр�
                "окружённый тёмными елями и густыми кустами сирени.")
 DIALOGUE = "— Ты придёшь завтра? — спросил он."
 THOUGHT = "Он думал о том, что жизнь прошла напрасно и что ничего уже нельзя исправить."
-TEXT = "\n".join([DESCRIPTIVE, DIALOGUE, THOUGHT])
+TEXT = f"{DESCRIPTIVE}\n{DIALOGUE}\n{THOUGHT}"
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +195,7 @@ def _downloaded_layout(root: Path) -> Path:
     shutil.copy(src / "pretrain" / "bookreader.pt", root / "ru" / "pretrain" / "fasttextwiki.pt")
     # a second, non-default package beside the default one must not be picked
     shutil.copy(src / "pos" / "bookreader.pt", root / "ru" / "pos" / "aaa_other.pt")
-    dep = lambda package: {"dependencies": [{"model": "pretrain", "package": package}]}  # noqa: E731
+    dep = lambda package: {"dependencies": [{"model": "pretrain", "package": package}]}
     resources = {"ru": {
         "lang_name": "Russian",
         "default_processors": names,

@@ -171,7 +171,7 @@ def sniff_format(data: bytes, label: str = "book") -> tuple[str | None, str]:
     if head.startswith("<"):
         if re.search(r"<(?:\w+:)?FictionBook[\s>]", head):
             return "fb2", "an FB2 book"
-        if re.match(r"<(?:!DOCTYPE\s+html|html[\s>])", head, re.I) or re.search(r"<html[\s>]", head[:2000], re.I):
+        if re.match(r"<(?:!DOCTYPE\s+html|html[\s>])", head, re.IGNORECASE) or re.search(r"<html[\s>]", head[:2000], re.IGNORECASE):
             return None, "an HTML document"
         if head.startswith("<?xml") or re.match(r"<[A-Za-z_]", head):
             root = re.search(r"<([A-Za-z_][\w:.-]*)[\s>/]", re.sub(r"<[?!][^>]*>", "", head))

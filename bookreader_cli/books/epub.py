@@ -100,7 +100,7 @@ def _read_package(archive: SafeZip, label: str) -> Package:
         if chosen is None:
             raise UnreadableBook(f"{label}: broken EPUB: container.xml names no OPF package file")
         warnings.append(f"container.xml rootfile has media-type {chosen.get('media-type')!r} (read anyway)")
-    opf_path = archive.find(chosen.get("full-path"))
+    opf_path = archive.find(chosen.get("full-path") or "")
     if opf_path is None:
         raise UnreadableBook(f"{label}: broken EPUB: OPF package file {chosen.get('full-path')!r} is missing")
     root = parse_xml(archive.read(opf_path), f"{label}: {opf_path}", what="OPF")
@@ -111,6 +111,7 @@ def _read_package(archive: SafeZip, label: str) -> Package:
         if root.find(f"{{{OPF_NS}}}{part}") is None:
             raise UnreadableBook(f"{label}: broken EPUB: {opf_path} has no <{part}>")
     manifest = root.find(f"{{{OPF_NS}}}manifest")
+    assert manifest is not None  # checked just above
     invalid = [item for item in manifest if isinstance(item.tag, str) and not (item.get("id") and item.get("href"))]
     for item in invalid:
         manifest.remove(item)
@@ -327,8 +328,8 @@ def _ncx_entries(content: bytes, ncx_path: str, label: str, warnings: list[str])
         content_el = next((c for c in point if _local(c) == "content"), None)
         if content_el is None or not content_el.get("src"):
             continue
-        title = _clean("".join(label_el.itertext())) if label_el is not None else ""
-        out.append((_resolve(ncx_path, content_el.get("src")), title))
+        title = _clean("".join(str(t) for t in label_el.itertext())) if label_el is not None else ""
+        out.append((_resolve(ncx_path, content_el.get("src") or ""), title))
     return out
 
 
@@ -450,4 +451,4 @@ def _title_for(anchor: str, entries: list[tuple[str, str]], own: list[tuple[str,
     headings = [text for text, kind in own if kind == "heading"]
     if headings:
         return headings[0][:120]
-    return re.sub(r"\.(x?html?|xht)$", "", posixpath.basename(path), flags=re.I)
+    return re.sub(r"\.(x?html?|xht)$", "", posixpath.basename(path), flags=re.IGNORECASE)

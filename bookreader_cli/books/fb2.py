@@ -225,7 +225,7 @@ def _block(child, out: list[tuple[str, str]], kind: str = "text") -> None:
     # image, empty-line: no text
 
 
-_PART_TITLE = re.compile(r"^(?:том|часть|книга|раздел|volume|part|book)\b", re.I)
+_PART_TITLE = re.compile(r"^(?:том|часть|книга|раздел|volume|part|book)\b", re.IGNORECASE)
 
 
 def _is_container(section) -> bool:

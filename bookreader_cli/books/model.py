@@ -27,7 +27,7 @@ class Chapter:
     id: int | None = None  # its row id in the store
 
     @classmethod
-    def from_paragraphs(cls, title: str, paras: list[tuple[str, str]], source: str = "") -> "Chapter":
+    def from_paragraphs(cls, title: str, paras: list[tuple[str, str]], source: str = "") -> Chapter:
         """Build from (text, kind) pairs; blank paragraphs are dropped, inner newlines become spaces."""
         parts: list[str] = []
         out: list[Paragraph] = []

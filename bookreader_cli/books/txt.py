@@ -29,27 +29,19 @@ PREAMBLE_MIN_CHARS = 500
 WRAPPED_LINE_MAX = 90  # a "wrapped" file keeps 95% of its lines at most this long
 HEADING_MAX_CHARS = 80
 
-_RU_NUMBER_STEMS = (
-    "перв втор трет четв пят шест седьм восьм девят десят одиннадц двенадц тринадц четырнадц пятнадц "
-    "шестнадц семнадц восемнадц девятнадц двадц тридц сорок пятьдес шестьдес семьдес восемьдес девяност "
-    "сто сот последн заключит"
-).split()
-_EN_NUMBER_WORDS = (
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred first second "
-    "third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth last final"
-).split()
+_RU_NUMBER_STEMS = ["перв", "втор", "трет", "четв", "пят", "шест", "седьм", "восьм", "девят", "десят", "одиннадц", "двенадц", "тринадц", "четырнадц", "пятнадц", "шестнадц", "семнадц", "восемнадц", "девятнадц", "двадц", "тридц", "сорок", "пятьдес", "шестьдес", "семьдес", "восемьдес", "девяност", "сто", "сот", "последн", "заключит"]
+_EN_NUMBER_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth", "last", "final"]
 _ROMAN = r"M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})"
 _NUMBER = rf"(?:\d+|{_ROMAN}|[IVXLCDM]+)"
 
 _HEADING_PATTERNS = [
-    re.compile(rf"^(?:глава|часть|книга|том)\s+(?:{_NUMBER}|(?:{'|'.join(_RU_NUMBER_STEMS)})\w*)\b", re.I),
-    re.compile(rf"^(?:chapter|book|part|volume|letter)\s+(?:{_NUMBER}|(?:{'|'.join(_EN_NUMBER_WORDS)})\b)", re.I),
+    re.compile(rf"^(?:глава|часть|книга|том)\s+(?:{_NUMBER}|(?:{'|'.join(_RU_NUMBER_STEMS)})\w*)\b", re.IGNORECASE),
+    re.compile(rf"^(?:chapter|book|part|volume|letter)\s+(?:{_NUMBER}|(?:{'|'.join(_EN_NUMBER_WORDS)})\b)", re.IGNORECASE),
     re.compile(rf"^(?=[IVXLCDM])(?:{_ROMAN})(?:\.\s*\S.*|\.)?$"),
-    re.compile(r"^(?:пролог|эпилог|prologue|epilogue|preface|предисловие|послесловие)\.?$", re.I),
+    re.compile(r"^(?:пролог|эпилог|prologue|epilogue|preface|предисловие|послесловие)\.?$", re.IGNORECASE),
 ]
-_GUTENBERG_MARK = re.compile(r"^\*{3}\s*(?:START|END) OF (?:THE|THIS) PROJECT GUTENBERG", re.I)
-_GUTENBERG_TITLE = re.compile(r"^Title:\s*(.+)$", re.M)
+_GUTENBERG_MARK = re.compile(r"^\*{3}\s*(?:START|END) OF (?:THE|THIS) PROJECT GUTENBERG", re.IGNORECASE)
+_GUTENBERG_TITLE = re.compile(r"^Title:\s*(.+)$", re.MULTILINE)
 
 
 # ---------------------------------------------------------------------------------------------- decoding

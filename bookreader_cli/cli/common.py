@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import typer
 
@@ -51,7 +52,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    home: Annotated[Optional[Path], typer.Option("--home", help="Data directory (default: $BOOKREADER_HOME or the user data dir).")] = None,
+    home: Annotated[Path | None, typer.Option("--home", help="Data directory (default: $BOOKREADER_HOME or the user data dir).")] = None,
     json_mode: Annotated[bool, typer.Option("--json", help="JSON output for the command that follows.")] = False,
     log_format: Annotated[str, typer.Option("--log-format", help="Log lines on stderr: text or json.")] = "text",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress and info messages.")] = False,

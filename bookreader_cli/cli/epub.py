@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -27,14 +27,14 @@ cfi_app = typer.Typer(
     help="EPUB CFIs for epub.js readers: `cfi BOOK` computes the locations (same as `cfi generate BOOK`).")
 app.add_typer(cfi_app, name="cfi")
 BookRefArg = Annotated[str, typer.Argument(help="Book id, sha256 prefix, or an EPUB file (imported if new).")]
-OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Write the data to FILE (atomically), or - for stdout.")]
+OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="Write the data to FILE (atomically), or - for stdout.")]
 
 
 @cfi_app.command("generate")
 def cfi_generate(
     book: BookRefArg,
-    chars: Annotated[Optional[int], typer.Option("--chars", help="Characters per location, as epub.js locations.generate(N).")] = None,
-    count: Annotated[Optional[int], typer.Option("--count", help="About this many locations (default: settings cfi.count, 2000).")] = None,
+    chars: Annotated[int | None, typer.Option("--chars", help="Characters per location, as epub.js locations.generate(N).")] = None,
+    count: Annotated[int | None, typer.Option("--count", help="About this many locations (default: settings cfi.count, 2000).")] = None,
     out: OutputOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:

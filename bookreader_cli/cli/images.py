@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from bookreader_cli.cli.common import JsonOpt, app, run
 
-UserOpt = Annotated[Optional[str], typer.Option("--user", help="Who asked (kept on each image row; the daily limit counts per user).")]
+UserOpt = Annotated[str | None, typer.Option("--user", help="Who asked (kept on each image row; the daily limit counts per user).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be done; send, write and record nothing.")]
 
 
@@ -43,10 +43,10 @@ def _images_human(result: dict) -> None:
 
 @app.command("generate-images")
 def generate_images_cmd(
-    description_ids: Annotated[Optional[list[int]], typer.Argument(help="Description ids (see `bookreader descriptions`).")] = None,
-    book: Annotated[Optional[str], typer.Option("--book", help="Instead of ids: this book's top descriptions that have no image yet.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="With --book: at most this many (default 10).")] = None,
-    type: Annotated[Optional[str], typer.Option("--type", help="With --book: only location, character, atmosphere or object.")] = None,
+    description_ids: Annotated[list[int] | None, typer.Argument(help="Description ids (see `bookreader descriptions`).")] = None,
+    book: Annotated[str | None, typer.Option("--book", help="Instead of ids: this book's top descriptions that have no image yet.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="With --book: at most this many (default 10).")] = None,
+    type: Annotated[str | None, typer.Option("--type", help="With --book: only location, character, atmosphere or object.")] = None,
     user: UserOpt = None,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
@@ -77,7 +77,7 @@ def generate_images_cmd(
 
 @app.command("cleanup")
 def cleanup_cmd(
-    days: Annotated[Optional[int], typer.Option("--days", help="Delete images older than this (default: settings cleanup_days, 30).")] = None,
+    days: Annotated[int | None, typer.Option("--days", help="Delete images older than this (default: settings cleanup_days, 30).")] = None,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from bookreader_cli.cli.common import JsonOpt, app, bad_option, json_wanted, run
 
-ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="single, parallel, sequential, ensemble or adaptive.")]
-ProcessorsOpt = Annotated[Optional[str], typer.Option("--processors", help="Comma-separated: spacy,natasha,stanza.")]
+ModeOpt = Annotated[str | None, typer.Option("--mode", help="single, parallel, sequential, ensemble or adaptive.")]
+ProcessorsOpt = Annotated[str | None, typer.Option("--processors", help="Comma-separated: spacy,natasha,stanza.")]
 
 
 @app.command("process")
@@ -19,7 +19,7 @@ def process_cmd(
     book: Annotated[str, typer.Argument(help="A book file (imported if needed) or a book id.")],
     mode: ModeOpt = None,
     processors: ProcessorsOpt = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes (default from settings).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (default from settings).")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (process pool) or celery (workers anywhere).")] = "local",
     json_mode: JsonOpt = False,
 ) -> None:
@@ -41,10 +41,10 @@ def process_cmd(
 
 @app.command("nlp")
 def nlp_cmd(
-    text: Annotated[Optional[str], typer.Argument(help="The text, or - (default) to read stdin.")] = "-",
+    text: Annotated[str | None, typer.Argument(help="The text, or - (default) to read stdin.")] = "-",
     mode: ModeOpt = None,
     processors: ProcessorsOpt = None,
-    lang: Annotated[Optional[str], typer.Option("--lang", help="ru or en (default: guessed).")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="ru or en (default: guessed).")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Find descriptions in a text (offsets into it)."""
@@ -89,9 +89,9 @@ def models_cmd(
 
 @models_app.command("train-stanza")
 def models_train_stanza(
-    sources: Annotated[Optional[list[Path]], typer.Argument(help="Russian books or texts to learn from (default: sample_books and ../shared/corpus).")] = None,
+    sources: Annotated[list[Path] | None, typer.Argument(help="Russian books or texts to learn from (default: sample_books and ../shared/corpus).")] = None,
     size: Annotated[str, typer.Option("--size", help="smoke (about 1.5 min) or small (about 11 min, 6 MB).")] = "smoke",
-    out: Annotated[Optional[Path], typer.Option("--out", help="Models directory (default: $BOOKREADER_HOME/models/stanza).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Models directory (default: $BOOKREADER_HOME/models/stanza).")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Train small Stanza models here, from Natasha-annotated Russian text (no network needed)."""
@@ -103,9 +103,9 @@ def models_train_stanza(
 @app.command("descriptions")
 def descriptions_cmd(
     book: Annotated[str, typer.Argument(help="Book id or sha256 prefix.")],
-    type: Annotated[Optional[str], typer.Option("--type", help="location, character, atmosphere or object.")] = None,
-    top: Annotated[Optional[int], typer.Option("--top", help="Only the N with the highest priority.")] = None,
-    min_priority: Annotated[Optional[float], typer.Option("--min-priority", help="Only those at or above.")] = None,
+    type: Annotated[str | None, typer.Option("--type", help="location, character, atmosphere or object.")] = None,
+    top: Annotated[int | None, typer.Option("--top", help="Only the N with the highest priority.")] = None,
+    min_priority: Annotated[float | None, typer.Option("--min-priority", help="Only those at or above.")] = None,
     format: Annotated[str, typer.Option("--format", help="table, json, jsonl or csv.")] = "table",
     json_mode: JsonOpt = False,
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -78,9 +78,9 @@ def health_cmd(
 
 @runs_app.command("list")
 def runs_list(
-    state: Annotated[Optional[str], typer.Option("--state", help="PENDING, STARTED, RETRY, SUCCESS or FAILURE.")] = None,
-    task: Annotated[Optional[str], typer.Option("--task", help="Only runs of this task (e.g. process_book).")] = None,
-    queue: Annotated[Optional[str], typer.Option("--queue", help="books, images or cleanup.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="PENDING, STARTED, RETRY, SUCCESS or FAILURE.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only runs of this task (e.g. process_book).")] = None,
+    queue: Annotated[str | None, typer.Option("--queue", help="books, images or cleanup.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
     json_mode: JsonOpt = False,
 ) -> None:

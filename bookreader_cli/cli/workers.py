@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,11 +15,11 @@ QueuesOpt = Annotated[str, typer.Option("--queues", "-Q", help="Comma-separated:
 @app.command("worker")
 def celery_worker(
     queues: QueuesOpt = "books,images,cleanup,celery",
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", help="Worker processes (default: nlp.workers).")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", help="Worker processes (default: nlp.workers).")] = None,
     pool: Annotated[str, typer.Option("--pool", help="Celery pool: prefork, solo, threads.")] = "prefork",
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info",
-    hostname: Annotated[Optional[str], typer.Option("--hostname", "-n", help="Node name, e.g. nlp1@%h.")] = None,
-    celery_args: Annotated[Optional[list[str]], typer.Argument(help="After --: more `celery worker` options.")] = None,
+    hostname: Annotated[str | None, typer.Option("--hostname", "-n", help="Node name, e.g. nlp1@%h.")] = None,
+    celery_args: Annotated[list[str] | None, typer.Argument(help="After --: more `celery worker` options.")] = None,
 ) -> None:
     """Start a Celery worker for the bookreader tasks (needs the celery extra and a reachable broker)."""
     from bookreader_cli import output
@@ -93,7 +93,7 @@ def cron_schedule(json_mode: JsonOpt = False) -> None:
 def cron_run(
     job: Annotated[str, typer.Argument(help="cleanup or stats.")],
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a running instance instead of failing at once.")] = False,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="With --wait: give up after S seconds.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="With --wait: give up after S seconds.")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Run a scheduled job once, under its lock, appending a JSON line to <home>/logs/JOB.jsonl (what cron calls)."""

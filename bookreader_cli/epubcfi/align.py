@@ -22,11 +22,11 @@ import re
 from array import array
 from dataclasses import dataclass
 
+from bookreader_cli.books.model import Chapter
+from bookreader_cli.epubcfi.dom import EpubDom, TextNode, index_to_utf16, utf16_to_index
 from bookreader_cli.epubcfi.grammar import parse_cfi
 from bookreader_cli.epubcfi.locations import EpubSource, open_epub, range_cfi
 from bookreader_cli.epubcfi.resolve import resolve
-from bookreader_cli.epubcfi.dom import EpubDom, TextNode, index_to_utf16, utf16_to_index
-from bookreader_cli.books.model import Chapter
 from bookreader_cli.errors import BadInput
 
 _WINDOW = 20_000  # how far past the cursor a paragraph is looked for before falling back to difflib

@@ -177,7 +177,7 @@ def read_spine(archive: SafeZip) -> list[Section]:
     manifest = _first(opf, "manifest")
     if spine is None or manifest is None:
         raise BadInput("EPUB package document has no spine or manifest")
-    hrefs = {}
+    hrefs: dict[str, str] = {}
     for item in manifest.iter():
         if _local(item.tag) == "item" and item.get("id") is not None:
             hrefs.setdefault(item.get("id"), item.get("href") or "")
@@ -221,7 +221,7 @@ def _xhtml_entity_dtd() -> str:
 
 
 class _Frame:
-    __slots__ = ("steps", "elements", "texts")
+    __slots__ = ("elements", "steps", "texts")
 
     def __init__(self, steps: tuple[str, ...]):
         self.steps = steps
@@ -334,7 +334,7 @@ def parse_html_section(text: str) -> list[TextNode]:
         index = 0
         sib = el.prev
         while sib is not None:
-            if _is_element(sib.tag):
+            if _is_element(sib.tag or ""):
                 index += 1
             sib = sib.prev
         steps = steps + (_step(index, el.attributes.get("id")),)
@@ -345,7 +345,7 @@ def parse_html_section(text: str) -> list[TextNode]:
 
 
 def _is_element(tag: str) -> bool:
-    return not (tag.startswith("-") or tag.startswith("#") or tag.startswith("_"))
+    return not (tag.startswith(("-", "#", "_")))
 
 
 def _walk_html(element, steps: tuple[str, ...], out: list[TextNode]) -> None:
@@ -368,8 +368,7 @@ def _walk_html(element, steps: tuple[str, ...], out: list[TextNode]) -> None:
 
 
 def parse_section_text(text: str, extension: str) -> list[TextNode]:
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     if extension in _HTML_EXTENSIONS:
         return parse_html_section(text)
     return parse_xml_section(text)

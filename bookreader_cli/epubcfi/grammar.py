@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from bookreader_cli.errors import BadInput
 
-
 # --- reading CFI strings (EpubCFI.parse) ------------------------------------------------------------------
 
 
@@ -38,12 +37,12 @@ class ParsedCfi:
         return self.start is not None
 
     def start_steps(self) -> tuple[list, int | None]:
-        if self.is_range:
+        if self.start is not None:
             return self.path.steps + self.start.steps, self.start.offset
         return self.path.steps, self.path.offset
 
     def end_steps(self) -> tuple[list, int | None]:
-        if self.is_range:
+        if self.end is not None:
             return self.path.steps + self.end.steps, self.end.offset
         return self.path.steps, self.path.offset
 
@@ -117,7 +116,7 @@ def _segment(component: Component) -> str:
 
 def cfi_to_string(cfi: ParsedCfi) -> str:
     text = f"epubcfi({_segment(cfi.base)}!{_segment(cfi.path)}"
-    if cfi.is_range:
+    if cfi.start is not None and cfi.end is not None:
         text += f",{_segment(cfi.start)},{_segment(cfi.end)}"
     return text + ")"
 
@@ -127,6 +126,7 @@ def collapse(cfi: ParsedCfi, to_start: bool = False) -> ParsedCfi:
     if not cfi.is_range:
         return cfi
     part = cfi.start if to_start else cfi.end
+    assert part is not None  # a range has both ends
     path = Component(cfi.path.steps + part.steps, part.offset, part.assertion)
     return ParsedCfi(cfi.spine_pos, cfi.base, path)
 

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from bookreader_cli.epubcfi.dom import EpubDom, TextNode
-from bookreader_cli.epubcfi.grammar import ParsedCfi, collapse, compare_cfi, cfi_to_string, parse_cfi
+from bookreader_cli.epubcfi.grammar import ParsedCfi, cfi_to_string, collapse, compare_cfi, parse_cfi
 from bookreader_cli.errors import BadInput
 
 DEFAULT_CHARS = 150
@@ -85,6 +85,7 @@ def section_locations(nodes: list[TextNode], base: str, chars: int) -> list[str]
                 pos = length
             else:
                 pos += dist
+                assert start is not None  # set when the location began (counter == 0)
                 locations.append(range_cfi(base, start, (node, pos)))
                 counter = 0
         prev = node
@@ -193,12 +194,13 @@ def locations_for_count(epub: EpubSource, count: int = DEFAULT_COUNT) -> tuple[i
 
 def location_of(cfi: ParsedCfi, locations: list[str]) -> int:
     """core.locationOf with EpubCFI.compare: binary search, as epub.js does it (recursively)."""
-    parsed = [None] * len(locations)
+    parsed: list[ParsedCfi | None] = [None] * len(locations)
 
     def at(i: int) -> ParsedCfi:
-        if parsed[i] is None:
-            parsed[i] = parse_cfi(locations[i])
-        return parsed[i]
+        cfi = parsed[i]
+        if cfi is None:
+            cfi = parsed[i] = parse_cfi(locations[i])
+        return cfi
 
     start, end = 0, len(locations)
     while True:
@@ -222,8 +224,7 @@ def percentage_from_cfi(locations: list[str], cfi: str) -> float | None:
         return None
     total = len(locations) - 1
     loc = location_of(parse_cfi(cfi), locations)
-    if loc > total:
-        loc = total
+    loc = min(loc, total)
     if not loc or not total:
         return 0.0
     return loc / total

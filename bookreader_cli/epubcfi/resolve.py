@@ -10,7 +10,6 @@ from bookreader_cli.epubcfi.grammar import Step, parse_cfi
 from bookreader_cli.epubcfi.locations import EpubSource, open_epub
 from bookreader_cli.errors import BadInput
 
-
 # --- resolving a CFI to a DOM position -----------------------------------------------------------------------
 
 
@@ -29,7 +28,9 @@ def _steps_key(steps: list[Step | None]) -> tuple:
 def _node_key(node: TextNode) -> tuple:
     out = []
     for step in node.steps:
-        num = int(re.match(r"\d+", step).group(0))
+        match = re.match(r"\d+", step)
+        assert match is not None  # every step starts with its number
+        num = int(match.group(0))
         out.append(("element", num // 2 - 1) if num % 2 == 0 else ("text", (num - 1) // 2))
     return tuple(out)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import stat
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable
 
 from bookreader_cli.errors import BadInput
 from bookreader_cli.images.files import IMAGE_EXTENSIONS, TEMP_PREFIX
@@ -34,11 +34,11 @@ def _epoch(value) -> float | None:
     except (TypeError, ValueError):
         pass
     try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        when = datetime.fromisoformat(str(value))
     except ValueError:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return when.timestamp()
 
 

@@ -15,14 +15,14 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Self
 from urllib.parse import quote, urlencode
 
 import httpx
 
 from bookreader_cli.config import ImageSettings
-
 from bookreader_cli.images.files import ImageInfo, InvalidImage, validate_image
 
 log = logging.getLogger("bookreader.images")
@@ -35,7 +35,7 @@ class ImageOptions(ImageSettings):
     """The image settings one client run uses: an ImageSettings (the defaults when None) plus overrides."""
 
     @classmethod
-    def from_settings(cls, images: ImageSettings | None = None, **overrides) -> "ImageOptions":
+    def from_settings(cls, images: ImageSettings | None = None, **overrides) -> ImageOptions:
         values = {f.name: getattr(images, f.name) for f in fields(ImageSettings)} if images is not None else {}
         values.update(overrides)
         return cls(**values)
@@ -116,8 +116,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         if when is None:
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return max(0.0, seconds)
@@ -184,7 +184,7 @@ class ImageClient:
             timeout=self._timeout(options.read_timeout),
         )
 
-    def __enter__(self) -> "ImageClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -280,9 +280,9 @@ class ImageClient:
                     chunks.append(chunk)
                 data = b"".join(chunks)
                 expected = response.headers.get("Content-Length")
-                if expected and expected.isdigit() and not response.headers.get("Content-Encoding"):
-                    if len(data) != int(expected):
-                        raise _Attempt(f"truncated body: {len(data)} of {expected} bytes", retryable=True, status=status)
+                if (expected and expected.isdigit() and not response.headers.get("Content-Encoding")
+                        and len(data) != int(expected)):
+                    raise _Attempt(f"truncated body: {len(data)} of {expected} bytes", retryable=True, status=status)
                 return data, response.headers.get("Content-Type", "")
         except httpx.TimeoutException as exc:
             raise _Attempt(f"{_kind(exc)} timeout", retryable=True) from None

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable
 
 from bookreader_cli.config import ImageSettings
 from bookreader_cli.images.client import ImageClient, ImageFetchError, ImageOptions, ImageRequest, build_url

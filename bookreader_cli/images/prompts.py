@@ -56,7 +56,7 @@ def build_prompt(text: str, dtype: str | None = None, max_chars: int = DEFAULT_M
 
 def description_seed(description_id, text: str) -> int:
     """A stable seed per description (sha256 of id and text), so a rerun asks for the same picture."""
-    digest = hashlib.sha256(f"{description_id}\x1f{text}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{description_id}\x1f{text}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF  # 0..2^31-1: every API takes a signed 32-bit int
 
 

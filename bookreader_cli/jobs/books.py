@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bookreader_cli.books import file_sha256
@@ -54,7 +55,7 @@ def _import_result(book: dict, ctx: Context, status: str, started: float) -> dic
     }
 
 
-def import_books(ctx: Context, paths: list[str | Path]) -> dict:
+def import_books(ctx: Context, paths: Sequence[str | Path]) -> dict:
     """Import several files: each good one lands, each bad one is reported (the caller exits 2)."""
     results, errors = [], []
     for path in paths:

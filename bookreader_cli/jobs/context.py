@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 from bookreader_cli.config import Settings, load_settings
 from bookreader_cli.errors import NotFound
+
+if TYPE_CHECKING:
+    from bookreader_cli.store import Store
 
 
 class Context:
@@ -14,10 +18,10 @@ class Context:
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or load_settings()
-        self._store = None
+        self._store: Store | None = None
 
     @property
-    def store(self):
+    def store(self) -> Store:
         if self._store is None:
             from bookreader_cli.store import Store
 
@@ -29,7 +33,7 @@ class Context:
             self._store.close()
             self._store = None
 
-    def __enter__(self) -> "Context":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -89,14 +89,14 @@ def generate_cfi_locations(ctx: Context, ref: str, locations_count: int | None =
     return _generate_locations_run(ctx, book, given, locations_count, chars, write)
 
 
-def _locations_for(ctx: Context, book: dict, given: Path | None) -> tuple[list[str], int, str]:
+def _locations_for(ctx: Context, book: dict, given: Path | None) -> tuple[list[str], int | None, str]:
     """The stored locations, else generated (default count) and stored: (locations, chars, how)."""
     locations, chars = ctx.store.locations(book["id"])
     if locations is not None:
         return locations, chars, "stored"
     _generate_locations_run(ctx, book, given, None, None)
     locations, chars = ctx.store.locations(book["id"])
-    return locations, chars, "generated"
+    return locations or [], chars, "generated"
 
 
 def cfi_from_percentage(ctx: Context, ref: str, percentage: float) -> dict:

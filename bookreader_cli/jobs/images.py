@@ -50,7 +50,12 @@ def _draw(ctx: Context, descriptions: list[dict], user: str | None, dry_run: boo
     With a daily limit the user's count and the generation run under a per-user lock, so two runs at once
     cannot both spend the last allowance.
     """
-    from bookreader_cli.images.generate import allowed_count, daily_window_start, generate_for_descriptions, plan_requests
+    from bookreader_cli.images.generate import (
+        allowed_count,
+        daily_window_start,
+        generate_for_descriptions,
+        plan_requests,
+    )
     from bookreader_cli.locks import db_lock
 
     settings, store = ctx.settings, ctx.store

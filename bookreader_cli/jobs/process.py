@@ -52,10 +52,14 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
     if runner is None:
         if executor != "local":
             raise BadInput(f"--executor {executor}: pass its runner (runners.book_runner({executor!r}))")
-        from bookreader_cli.nlp.runner import run_book as runner
+        from bookreader_cli.nlp.runner import run_book
+
+        runner = run_book
     book = book_ref_or_file(ctx, ref)
     store = ctx.store
     args = {"book_id": book["id"], "mode": mode, "processors": names, "workers": workers, "executor": executor}
+
+    run = runner
 
     def job() -> dict:
         started = time.perf_counter()
@@ -71,11 +75,13 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
             done = set()
         pending = [c for c in chapters if c.idx not in done]
         totals = {"sentences": 0, "passed": 0, "unanimous": 0.0}
-        used, unavailable, failures = set(), {}, {}
-        for position, result in runner(pending, lang=lang, mode=mode, processors=names, workers=workers,
+        used: set[str] = set()
+        unavailable: dict[str, str] = {}
+        failures: dict[str, str] = {}
+        for position, result in run(pending, lang=lang, mode=mode, processors=names, workers=workers,
                                        nlp=settings.nlp):
             chapter = pending[position]
-            descriptions = [d.to_dict() if hasattr(d, "to_dict") else d for d in result.descriptions]
+            descriptions = [d.to_dict() for d in result.descriptions]
             epub.add_cfis(chapter, descriptions)
             store.store_chapter_descriptions(book["id"], chapter, descriptions, run_key)
             totals["sentences"] += result.sentences_total

@@ -124,7 +124,7 @@ def _type_evidence(votes, index: int, voters: list[str], cfg: EnsembleConfig) ->
         if not scores and vote.type in DESCRIPTION_TYPES:
             scores = {vote.type: 1.0}
         total = sum(v for k, v in (scores or {}).items() if k in DESCRIPTION_TYPES)
-        if not total:
+        if not total or not scores:
             continue
         strength = cfg.weights.get(p, 1.0) * max(vote.score, 0.05)
         for kind, value in scores.items():

@@ -7,7 +7,7 @@ decides which description type a hit points to (`CATEGORY_TYPE`); "speech" is ev
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 LEXICON_DIR = Path(__file__).with_name("lexicons")
@@ -63,7 +63,7 @@ def available_languages() -> list[str]:
     return sorted(p.name for p in LEXICON_DIR.iterdir() if p.is_dir())
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(lang: str) -> Lexicon:
     """The lexicon for `lang`; languages without lists fall back to English ones."""
     folder = LEXICON_DIR / lang

@@ -104,7 +104,7 @@ class ChapterJob:
 
     @classmethod
     def start(cls, pool: NlpPool, chapter: Chapter, lang: str, names: list[str], nlp: NlpSettings,
-              plan: engine.Plan) -> "ChapterJob":
+              plan: engine.Plan) -> ChapterJob:
         job = cls(pool, chapter, lang, nlp, plan)
         for name in names:
             job.futures[name] = pool.submit(score_task, name, lang, job.text, job.sentences, nlp)

@@ -8,7 +8,8 @@ the arithmetic they share, so the formula is written once.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bookreader_cli.nlp.base import Vote
@@ -69,19 +70,19 @@ class Subjects:
     person_present: bool = True  # a person or animal is mentioned (a possible wearer of the clothes named)
 
 
-def picture_type(type_hits: Counter, boosts: dict[str, float] | None = None,
+def picture_type(type_hits: Mapping[str, float], boosts: dict[str, float] | None = None,
                  subjects: Subjects | None = None) -> str | None:
     """The description type of a sentence (see picture_scores)."""
     return best_type(picture_scores(type_hits, boosts, subjects))
 
 
-def picture_scores(type_hits: Counter, boosts: dict[str, float] | None = None,
+def picture_scores(type_hits: Mapping[str, float], boosts: dict[str, float] | None = None,
                    subjects: Subjects | None = None) -> dict[str, float]:
     """Weighted evidence per description type: lexicon hits × TYPE_WEIGHT plus the processor's pattern
     boosts (spread over a representative category of each type); with nobody in the sentence (no person
     or animal) clothes count as things (`object`) and posture verbs not at all. The ensemble sums these
     over processors, weighted by weight × score."""
-    counts: Counter = Counter({c: float(n) for c, n in type_hits.items()})
+    counts: dict[str, float] = defaultdict(float, {c: float(n) for c, n in type_hits.items()})
     if subjects is not None and not subjects.person_present:
         counts["objects"] += counts.pop("clothing", 0.0)
         counts.pop("posture", None)  # "стоял самовар": where a thing is, nobody's posture

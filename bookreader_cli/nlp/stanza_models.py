@@ -84,7 +84,7 @@ def _pick(files: list[Path], preferred: list[str]) -> Path | None:
     for name in preferred:
         if name and name in by_stem:
             return by_stem[name]
-    return sorted(files)[0] if files else None
+    return min(files) if files else None
 
 
 def find_models(root: Path | str | None, lang: str = "ru") -> tuple[StanzaModels | None, str]:

@@ -19,7 +19,7 @@ was right on about four in five; the misses are mostly parser errors.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, normalize, setting_weight
@@ -149,10 +149,10 @@ def look_category(being: bool, categories) -> str | None:
     return typed[0] if typed else None
 
 
-def typing_hits(tree: Tree) -> Counter:
+def typing_hits(tree: Tree) -> dict[str, float]:
     """Lexicon hits as type evidence: setting nouns after a preposition weigh half (lexicon.setting_weight),
     clothes that nobody wears count as things, a posture held by a thing counts not at all."""
-    hits: Counter = Counter()
+    hits: dict[str, float] = defaultdict(float)
     for i, categories in enumerate(tree.cats):
         after_preposition = i > 0 and tree.upos[i - 1] == "ADP"
         for category in categories:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 from bookreader_cli.books.model import Chapter, Paragraph
 from bookreader_cli.errors import BadInput, NotFound
@@ -36,7 +37,7 @@ class Store:
             self.conn = connect(path)
         except sqlite3.Error as exc:
             raise BadInput(f"cannot open database {path}: {exc}") from None
-        self._db = None
+        self._db: Any = None  # sqlite_utils.Database, imported on first use
         self.path = path
         self.migrate()
 
@@ -183,7 +184,8 @@ class Store:
 
     def descriptions(self, book_id: int, type: str | None = None, min_priority: float | None = None,
                      top: int | None = None, order: str = "priority") -> list[dict]:
-        where, params = ["d.book_id = ?"], [book_id]
+        where: list[str] = ["d.book_id = ?"]
+        params: list[Any] = [book_id]
         if type:
             where.append("d.type = ?")
             params.append(type)

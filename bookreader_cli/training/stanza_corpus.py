@@ -7,6 +7,7 @@ Natasha (slovnet) is the teacher because its models ship inside the wheel: no ne
 from __future__ import annotations
 
 import json
+import logging
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from pathlib import Path
 
 from bookreader_cli.nlp.compat import route_pymorphy2_to_pymorphy3
 from bookreader_cli.nlp.tree import repair_tree
+
+log = logging.getLogger("bookreader.training")
 
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
@@ -60,7 +63,7 @@ def _paragraphs_of_file(path: Path) -> list[str]:
         from lxml import etree
 
         tree = etree.parse(str(path), etree.XMLParser(recover=True, resolve_entities=False, no_network=True))
-        return ["".join(p.itertext()) for p in tree.iter("{*}p")]
+        return ["".join(str(t) for t in p.itertext()) for p in tree.iter("{*}p")]
     if suffix == ".epub":
         from lxml import html
 
@@ -69,7 +72,7 @@ def _paragraphs_of_file(path: Path) -> list[str]:
             for name in sorted(zf.namelist()):
                 if name.lower().endswith((".xhtml", ".html", ".htm")):
                     doc = html.fromstring(zf.read(name))
-                    out.extend(p.text_content() for p in doc.iter("p"))
+                    out.extend(p.text_content() for p in doc.iter("p") if isinstance(p, html.HtmlElement))
         return out
     return []
 
@@ -96,7 +99,8 @@ def collect_paragraphs(sources: list[Path | str]) -> list[list[str]]:
     for path in files:
         try:
             paras = _paragraphs_of_file(path)
-        except Exception:  # a broken book is not training material; skip it
+        except Exception as exc:  # a broken book is not training material; skip it
+            log.info("skipped %s: %s: %s", path, type(exc).__name__, exc)
             continue
         kept = []
         for para in paras:

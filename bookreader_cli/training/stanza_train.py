@@ -288,5 +288,5 @@ if __name__ == "__main__":  # python -m bookreader_cli.training.stanza_train OUT
     args = sys.argv[1:]
     if not args:
         sys.exit("usage: python -m bookreader_cli.training.stanza_train OUT_DIR [smoke|small] [SOURCE ...]")
-    result = train_stanza_cli(args[0], args[1] if len(args) > 1 else "smoke", args[2:] or None)
+    result = train_stanza_cli(args[0], args[1] if len(args) > 1 else "smoke", [Path(a) for a in args[2:]] or None)
     print(json.dumps(result, ensure_ascii=False, indent=1))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import ClassVar
 
 from celery import Celery, Task
 from celery.schedules import crontab
@@ -57,7 +58,7 @@ TASKS: dict[str, tuple[str, str, int, dict]] = {
 NLP_CHAPTER = "bookreader.nlp_chapter"  # one chapter's NLP (workers.remote sends it, workers.worker runs it)
 
 
-def make_app(settings: Settings | None = None) -> Celery:
+def make_app(settings: Settings | None = None) -> Celery[BookreaderTask]:
     """A configured Celery app; settings default to the environment's (BOOKREADER_HOME, BOOKREADER_CELERY_*)."""
     settings = settings or load_settings()
     cs = settings.celery
@@ -119,7 +120,7 @@ def local_timezone() -> str:
 class BookreaderTask(Task):
     """Counts deliveries of each (task id, retry) in Redis and fails a task redelivered too often."""
 
-    _redis: dict = {}  # broker URL → client, one per worker process
+    _redis: ClassVar[dict] = {}  # broker URL → client, one per worker process
 
     def __call__(self, *args, **kwargs):
         if self.request.id and not self.request.is_eager:

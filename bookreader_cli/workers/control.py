@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 
 from bookreader_cli.errors import BadInput, JobFailed
 from bookreader_cli.workers.remote import safe_url as _safe_url
@@ -41,7 +42,7 @@ def _command(settings, program: list[str]) -> dict:
 
 
 def worker_command(settings, queues: str, concurrency: int | None, pool: str, loglevel: str,
-                   hostname: str | None = None, extra: list[str] = ()) -> dict:
+                   hostname: str | None = None, extra: Sequence[str] = ()) -> dict:
     require_celery()
     names = parse_queues(queues)
     if concurrency is not None and concurrency < 1:

@@ -137,8 +137,8 @@ def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "
         if pending:  # failed or interrupted: do not leave the rest of the book running for nobody
             try:
                 app.control.revoke(list(pending))
-            except Exception:  # best effort: the tasks are pure, a leftover one only wastes work
-                pass
+            except Exception as exc:  # best effort: the tasks are pure, a leftover one only wastes work
+                logging.getLogger("bookreader.celery").info("could not revoke %d chapter task(s): %s", len(pending), exc)
 
 
 def _workers_answer(app) -> bool:

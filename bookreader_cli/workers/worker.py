@@ -16,7 +16,7 @@ from celery import Celery
 from bookreader_cli import jobs, runners, runs
 from bookreader_cli.errors import JobFailed
 from bookreader_cli.jobs.cron import JOBS, run_job
-from bookreader_cli.workers.app import NLP_CHAPTER, TASKS, make_app, retry_options
+from bookreader_cli.workers.app import NLP_CHAPTER, TASKS, BookreaderTask, make_app, retry_options
 from bookreader_cli.workers.remote import run_chapter_job
 
 
@@ -48,15 +48,15 @@ def seed_arguments(fn, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     for seed_name, ours in (("book_id", "ref"), ("user_id", "user")):
         if seed_name in kwargs and seed_name not in params and ours in params:
             kwargs[ours] = kwargs.pop(seed_name)
-    args = list(args)
+    values = list(args)
     for name in ("ref", "user"):
         if name in params:
             position = params.index(name)
-            if position < len(args) and args[position] is not None:
-                args[position] = str(args[position])
+            if position < len(values) and values[position] is not None:
+                values[position] = str(values[position])
             elif kwargs.get(name) is not None:
                 kwargs[name] = str(kwargs[name])
-    return tuple(args), kwargs
+    return tuple(values), kwargs
 
 
 def run_scheduled_job(job: str, **kwargs):
@@ -71,7 +71,7 @@ def run_scheduled_job(job: str, **kwargs):
 _SCHEDULED = {job.task: job.name for job in JOBS.values()}
 
 
-def _register(app: Celery, name: str, function: str, max_retries: int, options: dict):
+def _register(app: Celery[BookreaderTask], name: str, function: str, max_retries: int, options: dict):
     def run(self, *args, **kwargs):
         if name in _SCHEDULED and not args:
             result = run_scheduled_job(_SCHEDULED[name], **kwargs)
@@ -83,15 +83,15 @@ def _register(app: Celery, name: str, function: str, max_retries: int, options: 
 
     run.__name__ = function
     run.__doc__ = f"jobs.{function}() on a worker."
-    return app.task(run, name=name, bind=True, **retry_options(max_retries), **options)
+    return app.task(name=name, bind=True, **retry_options(max_retries), **options)(run)
 
 
-def _register_nlp_chapter(app: Celery):
+def _register_nlp_chapter(app: Celery[BookreaderTask]):
     def nlp_chapter(self, job: dict):
         """One chapter's NLP job (text, paragraphs, lang, mode, processors, settings) → its result; pure."""
         return run_chapter_job(job)
 
-    return app.task(nlp_chapter, name=NLP_CHAPTER, bind=True, resultrepr_maxsize=200, **retry_options(2))
+    return app.task(name=NLP_CHAPTER, bind=True, resultrepr_maxsize=200, **retry_options(2))(nlp_chapter)
 
 
 app = make_app()

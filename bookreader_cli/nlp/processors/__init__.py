@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+from typing import Any
 
 from bookreader_cli.config import NlpSettings
 
@@ -69,7 +70,7 @@ def check(name: str, nlp: NlpSettings | None = None) -> tuple[bool, str, object 
     return bool(ok), str(reason), processor if ok else None
 
 
-LOADED: dict[str, object] = {}  # processors loaded in this process, by name
+LOADED: dict[str, Any] = {}  # processors loaded in this process, by name
 
 
 def loaded_processor(name: str, nlp: NlpSettings | None = None, lang: str = "ru"):

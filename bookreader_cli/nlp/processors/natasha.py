@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections import Counter
+from typing import Any
 
 from bookreader_cli.config import NlpSettings
 from bookreader_cli.nlp.base import Sentence, Vote
@@ -53,7 +54,7 @@ class NatashaProcessor:
     name = "natasha"
 
     def __init__(self, nlp: NlpSettings | None = None):
-        self.models = None
+        self.models: Any = None  # the Natasha models, by role, once loaded
         self.load_seconds: float | None = None
         self._lemma_cache: dict[tuple, str] = {}
         self._maybe_cache: dict[str, bool] = {}

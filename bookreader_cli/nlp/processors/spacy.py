@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib.util
 import re
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from typing import Any
 
 from bookreader_cli.config import NlpSettings
 from bookreader_cli.nlp.base import Sentence, Vote
@@ -75,7 +76,7 @@ class SpacyProcessor:
 
     def __init__(self, nlp: NlpSettings | None = None):
         self.model_setting = (nlp or NlpSettings()).spacy_model
-        self._nlp: dict[str, object] = {}
+        self._nlp: dict[str, Any] = {}
         self._matchers: dict[str, object] = {}
         self._screen_cache: dict[str, dict[str, bool]] = {}
         self.sources: dict[str, str] = {}
@@ -169,7 +170,7 @@ class SpacyProcessor:
     def _vote(self, sentence: Sentence, doc, matcher, lexicon) -> Vote:
         words = [t for t in doc if t.is_alpha]
         hits: Counter = Counter()
-        type_hits: Counter = Counter()  # setting nouns after a preposition ("в комнате") weigh half
+        type_hits: dict[str, float] = defaultdict(float)  # setting nouns after a preposition ("в комнате") weigh half
         patterns: Counter = Counter()
         matched: list[str] = []
         for match_id, start, end in matcher(doc):

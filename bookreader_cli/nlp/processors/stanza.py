@@ -23,15 +23,17 @@ import json
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bookreader_cli.config import NlpSettings
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import single_thread_math
 from bookreader_cli.nlp.lexicon import load as load_lexicon, without_yo
 from bookreader_cli.nlp.scoring import base_features, has_look, linear_score, picture_scores, verdict
-from bookreader_cli.nlp.syntax import Tree, is_being, typing_hits
 from bookreader_cli.nlp.stanza_models import StanzaModels, resolve_models
+from bookreader_cli.nlp.syntax import Tree, is_being, typing_hits
 
 WEIGHTS = {
     "visual_hits": 0.5,
@@ -71,14 +73,14 @@ class StanzaProcessor:
         directory = models_dir or nlp.stanza_path()
         self.models_dir = Path(directory).expanduser() if directory else None
         self.lang = lang
-        self.pipeline = None
+        self.pipeline: Any = None
         self.models: StanzaModels | None = None
         self.load_seconds: float | None = None
         self.screen = screen  # skip sentences that cannot be a yes (see _screen)
         # NER off unless asked for (nlp.stanza_ner): on Karamazov (1665 sentences) and the dev gold set it
         # changed no yes/no vote (dev type accuracy 0.837 without, 0.816 with) and cost ~15% of the time
         self.ner = bool(nlp.stanza_ner) if ner is None else ner
-        self._screen_fn = None
+        self._screen_fn: Callable[[list[str]], bool] | None = None
 
     # -- the Processor protocol ---------------------------------------------------------------------
     def availability(self) -> tuple[bool, str]:
