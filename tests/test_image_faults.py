@@ -305,3 +305,98 @@ def test_giving_up_on_a_long_retry_after_or_the_deadline_warns(tmp_path, caplog)
         assert "deadline" in result["failed"][0]["error"]
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("more than 300s" in m for m in messages) and any("deadline" in m for m in messages)
+
+
+def test_retry_after_is_shared_by_processes_on_one_home(home, book, api):
+    """Process A gets 429 Retry-After: 3; process B, started inside that pause, waits for its end too."""
+    api.script = {"Село Устье": "429@3,png"}
+    env = _cli_env(home, api)
+    first = subprocess.Popen([sys.executable, "-m", "bookreader_cli", "generate-images", "1"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: any(r.finished_at for r in api.requests_for("Село Устье")), what="the 429")
+        [limited] = api.requests_for("Село Устье")
+        second = subprocess.run([sys.executable, "-m", "bookreader_cli", "generate-images", "3"], env=env,
+                                capture_output=True, text=True, timeout=60)
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 0 and second.returncode == 0, (err, second.stderr)
+    [other] = api.requests_for("Кузьма")
+    assert other.at >= limited.finished_at + 3.0, other.at - limited.finished_at
+
+
+# ---- 5. progress on a terminal --------------------------------------------------------------------
+def _run_on_a_terminal(args: list[str], env: dict, timeout: float = 60) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal (stdout a pipe); return (exit code, what the terminal got)."""
+    import pty
+
+    master, slave = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    proc = subprocess.Popen([sys.executable, "-m", "bookreader_cli", *args], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    try:
+        proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(10)
+    os.close(master)
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_generate_images_shows_a_progress_bar_on_a_terminal_only(home, book, br, api):
+    env = _cli_env(home, api, COLUMNS="120")
+    env.pop("NO_COLOR", None)
+    code, screen = _run_on_a_terminal(["generate-images", "1", "2", "3"], env)
+    assert code == 0, screen
+    assert "images" in screen and "3/3" in screen  # the bar's label and its count, as `process` shows
+    code, screen = _run_on_a_terminal(["generate-images", "--book", "1", "--limit", "2"], dict(env, NO_COLOR="1"))
+    assert code == 0 and "2/2" not in screen  # NO_COLOR: no bar
+    res = br("generate-images", "4", "5")  # stderr a pipe: no bar either
+    assert res.code == 0 and "2/2" not in res.stderr
+
+
+# ---- 6. two runs at once do not ask twice ---------------------------------------------------------
+@pytest.mark.parametrize("args", [("--book", "1", "--limit", "2"), ("1", "2")])
+def test_two_concurrent_runs_never_send_the_same_request_twice(home, book, api, args):
+    api.set_default("slow@1")
+    env = _cli_env(home, api)
+    procs = [subprocess.Popen([sys.executable, "-m", "bookreader_cli", "generate-images", *args, "--json"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = []
+    try:
+        for proc in procs:
+            outs.append(proc.communicate(timeout=120))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    prompts = [r.prompt for r in api.requests]
+    assert len(prompts) == len(set(prompts)), "a description was asked twice"
+    done = sorted(r["description_id"] for r in image_rows(home) if r["status"] == "completed")
+    if args[0] == "--book":  # the second run took the next two by priority instead
+        assert done == [1, 2, 3, 4]
+    else:  # the second run left them to the first and said so
+        assert done == [1, 2]
+        results = [json.loads(out) for out, _ in outs]
+        assert sum(r["generated_count"] for r in results) == 2
+        assert sum(len(r.get("claimed_elsewhere", [])) + r.get("existing_count", 0) for r in results) == 2
+    assert rows(home, "SELECT count(*) AS n FROM locks WHERE name LIKE 'image:%'")[0]["n"] == 0  # claims released
