@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that plays the image API, so the client is tested over real sockets.
 
 Behaviour is chosen per request, first match wins:
-  0. `api.script = {"word": SPEC}`: a prompt holding that word (for descriptions whose text is fixed)
+  0. `api.script = {"word": SPEC}` (or `POST /_control {"script": {...}}`): a prompt holding that word (for
+     descriptions whose text is fixed)
   1. a query parameter  `fake=SPEC`
   2. a token in the prompt  `fake:SPEC`  (so a description's text can carry it through the prompt builder)
   3. the server default  (`api.set_default(SPEC)` or `POST /_control {"default": SPEC}`), initially "png"
@@ -227,6 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.reset()
         if "default" in body:
             self.fake.set_default(body["default"])
+        if "script" in body:
+            self.fake.script = dict(body["script"])
         self._send(200, b'{"ok": true}', "application/json")
 
     def do_GET(self) -> None:
@@ -344,3 +347,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+
+
+if __name__ == "__main__":  # for the docs' examples: python tests/fake_image_api.py [SECONDS]; prints its URL
+    import sys
+
+    server = FakeImageAPI()
+    server.start()
+    print(server.base_url, flush=True)
+    try:
+        threading.Event().wait(float(sys.argv[1]) if len(sys.argv) > 1 else 3600)
+    finally:
+        server.stop()
