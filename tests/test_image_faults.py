@@ -23,14 +23,23 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import test_images_cli  # noqa: E402
 from conftest import db_snapshot  # noqa: E402
 from fake_image_api import FakeImageAPI, make_image  # noqa: E402
 from test_images import RecordingSleep, desc, fast_options, run  # noqa: E402
-from test_images_cli import LAMP, api, book, br, image_rows, rows, runs_of, server  # noqa: E402,F401
+from test_images_cli import LAMP, image_rows, rows, runs_of  # noqa: E402
 
 from bookreader_cli.images import files  # noqa: E402
-from bookreader_cli.images.client import ImageClient, ImageFetchError, ImageOptions, ImageRequest  # noqa: E402
-from bookreader_cli.images.generate import generate_for_descriptions  # noqa: E402
+from bookreader_cli.images.client import (  # noqa: E402
+    ImageClient,
+    ImageFetchError,
+    ImageOptions,
+    ImageRequest,
+)
+
+# the CLI fixtures of test_images_cli: the fake API (module-wide, reset per test), the sample book with five
+# descriptions (ids 1..5), and `br`, the CLI pointed at the fake
+server, api, book, br = test_images_cli.server, test_images_cli.api, test_images_cli.book, test_images_cli.br
 
 KEY = "sk_live_Zq81TokenValue12345"
 

@@ -29,8 +29,13 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from bookreader_cli.config import ImageSettings
-
-from bookreader_cli.images.files import ImageInfo, InvalidImage, TruncatedImage, placeholder_reason, validate_image
+from bookreader_cli.images.files import (
+    ImageInfo,
+    InvalidImage,
+    TruncatedImage,
+    placeholder_reason,
+    validate_image,
+)
 from bookreader_cli.images.secret import check_api_key, redact
 
 log = logging.getLogger("bookreader.images")
