@@ -166,7 +166,7 @@ def test_ctrl_c_during_a_hung_request_exits_130_at_once_and_a_rerun_draws_the_re
         _wait_for(lambda: _completed_rows(home) == 2 and len(api.requests_for(LAMP)) == 1, what="1 and 3 drawn")
         proc.send_signal(signal.SIGINT)
         try:
-            out, err = proc.communicate(timeout=20)  # the hang guard: the old code lived until the read timeout
+            _, err = proc.communicate(timeout=20)  # the hang guard: the old code lived until the read timeout
         except subprocess.TimeoutExpired:
             pytest.fail("still running 20 s after Ctrl-C")
     finally:
@@ -280,7 +280,7 @@ def test_retry_after_pauses_every_worker_of_the_client(tmp_path):
 # ---- 6. placeholders, cut and HTML bodies, give-up warnings ---------------------------------------
 def test_a_placeholder_is_not_stored_and_is_retried(tmp_path):
     with FakeImageAPI() as api:
-        result, rows_ = run(api, [desc(1, "fake:placeholder A hall")], tmp_path, max_retries=2)
+        result, _ = run(api, [desc(1, "fake:placeholder A hall")], tmp_path, max_retries=2)
         assert len(api.requests) == 3
     assert result["failed_count"] == 1 and "placeholder" in result["failed"][0]["error"]
     assert "64x48 for 1024x768 asked" in result["failed"][0]["error"]
@@ -332,8 +332,8 @@ def test_retry_after_is_shared_by_processes_on_one_home(home, book, api):
         _wait_for(lambda: any(r.finished_at for r in api.requests_for("Село Устье")), what="the 429")
         [limited] = api.requests_for("Село Устье")
         second = subprocess.run([sys.executable, "-m", "bookreader_cli", "generate-images", "3"], env=env,
-                                capture_output=True, text=True, timeout=60)
-        out, err = first.communicate(timeout=60)
+                                capture_output=True, text=True, timeout=60, check=False)
+        _, err = first.communicate(timeout=60)
     finally:
         if first.poll() is None:
             first.kill()

@@ -70,7 +70,7 @@ def truncation(data: bytes, ext: str) -> str | None:
     return None
 
 
-def placeholder_reason(data: bytes, info: "ImageInfo", width: int, height: int) -> str | None:
+def placeholder_reason(data: bytes, info: ImageInfo, width: int, height: int) -> str | None:
     """Why a decodable picture is a placeholder rather than the width x height one asked for, or None."""
     if hashlib.md5(data).hexdigest() in KNOWN_PLACEHOLDER_MD5:
         return "the API's known placeholder picture"

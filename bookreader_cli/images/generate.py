@@ -26,8 +26,8 @@ from bookreader_cli.images.client import (
     build_url,
 )
 from bookreader_cli.images.files import write_image_atomic
-from bookreader_cli.images.secret import check_api_key
 from bookreader_cli.images.prompts import build_prompt, description_seed, description_type
+from bookreader_cli.images.secret import check_api_key
 from bookreader_cli.images.statuses import COMPLETED, FAILED
 
 DAILY_WINDOW_SECONDS = 86400.0  # "today" for the per-user limit: the last 24 hours, free of time zones
