@@ -5,7 +5,7 @@ Store methods; the per-user lock, the API key check and the claims against dupli
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from bookreader_cli.errors import BadInput, NotFound
 from bookreader_cli.jobs.context import Context
@@ -61,7 +61,12 @@ def _draw(ctx: Context, descriptions: list[dict], user: str | None, dry_run: boo
     cannot both spend the last allowance. A server's Retry-After is shared with other processes through the
     store (api_pauses). on_image(row) is told each outcome once it is stored (the CLI's progress bar).
     """
-    from bookreader_cli.images.generate import allowed_count, daily_window_start, generate_for_descriptions, plan_requests
+    from bookreader_cli.images.generate import (
+        allowed_count,
+        daily_window_start,
+        generate_for_descriptions,
+        plan_requests,
+    )
     from bookreader_cli.locks import db_lock
     from bookreader_cli.store.pauses import ApiPause
 
