@@ -330,6 +330,7 @@ def test_retry_after_is_shared_by_processes_on_one_home(home, book, api):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: any(r.finished_at for r in api.requests_for("Село Устье")), what="the 429")
+        _wait_for(lambda: _paused(home), 20, "the pause in the store")  # A has heard the 429 and shared it
         [limited] = api.requests_for("Село Устье")
         second = subprocess.run([sys.executable, "-m", "bookreader_cli", "generate-images", "3"], env=env,
                                 capture_output=True, text=True, timeout=60, check=False)
@@ -341,6 +342,13 @@ def test_retry_after_is_shared_by_processes_on_one_home(home, book, api):
     assert first.returncode == 0 and second.returncode == 0, (err, second.stderr)
     [other] = api.requests_for("Кузьма")
     assert other.at >= limited.finished_at + 3.0, other.at - limited.finished_at
+
+
+def _paused(home: Path) -> bool:
+    try:
+        return bool(rows(home, "SELECT paused_until FROM api_pauses"))
+    except sqlite3.OperationalError:  # no such table (the old schema) or busy: not yet
+        return False
 
 
 # ---- 5. progress on a terminal --------------------------------------------------------------------
