@@ -33,6 +33,7 @@ ABANDONED = "abandoned: the process running it (pid {pid}) ended without finishi
 # The Celery queues, defined once ("celery" is Celery's default queue, for the small tasks such as the health
 # check); task runs are recorded under the first three (a health check counts as "cleanup").
 QUEUES = ("books", "images", "cleanup", "celery")
+INTERRUPTED = "interrupted"  # the error of a run stopped by Ctrl-C
 RUN_QUEUES = QUEUES[:3]
 
 
@@ -83,6 +84,9 @@ def record(store, task: str, queue: str, args: dict, fn: Callable[[], Any], retr
                 time.sleep(delay)
                 continue
             _finish(store, run_id, started, attempt, "FAILURE", error=str(exc), extra=extra)
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: the run is over, and says why (a rerun finishes the work)
+            _finish(store, run_id, started, attempt, "FAILURE", error=INTERRUPTED, extra=extra)
             raise
         except BaseException as exc:
             _finish(store, run_id, started, attempt, "FAILURE", error=f"{type(exc).__name__}: {exc}", extra=extra)

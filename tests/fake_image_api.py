@@ -1,17 +1,23 @@
 """A real HTTP server on 127.0.0.1 that plays the image API, so the client is tested over real sockets.
 
 Behaviour is chosen per request, first match wins:
+  0. `api.script = {"word": SPEC}` (or `POST /_control {"script": {...}}`): a prompt holding that word (for
+     descriptions whose text is fixed)
   1. a query parameter  `fake=SPEC`
   2. a token in the prompt  `fake:SPEC`  (so a description's text can carry it through the prompt builder)
   3. the server default  (`api.set_default(SPEC)` or `POST /_control {"default": SPEC}`), initially "png"
 SPEC is a comma-separated list of steps; the n-th request for the same prompt and SPEC gets step n; the last
 step repeats: "500,500,png" fails twice, then succeeds. A step may take an argument after "@".
 
-Steps: png | jpeg | webp (real images made with Pillow, colour from the seed) | slow[@s] | gate[@n]
-(hold requests until n have been in flight at once, max 5 s) | 429[@secs] | 429date[@secs] (Retry-After as HTTP-date) |
-400 401 402 403 404 500 502 503 524 (401 echoes the Authorization header back, to test redaction) |
-hang (sleep beyond any read timeout) | html | truncated | badmagic | corrupt | huge (10000x10 px) |
-octet (a real PNG sent as application/octet-stream).
+Steps: png | jpeg | webp (real images made with Pillow, colour from the seed, of the width x height the query
+asks, capped at 2048 px) | slow[@s] | slow500[@s] (wait, then a 500) | gate[@n] (hold requests until n have been
+in flight at once, max 5 s) | 429[@secs] | 429date[@secs] (Retry-After as HTTP-date) |
+400 401 402 403 404 500 502 503 524 (401 echoes the Authorization header back, to test redaction; 401, 402 and
+403@account answer an account body, plain 403 a content-policy one) | echo (a 400 echoing the Authorization header) |
+hang[@s] (sleep beyond any read timeout) | html | truncated (Content-Length larger than the body sent) |
+cut (half an image, no Content-Length, connection closed: only the image's own structure shows it is cut) |
+reset (half the body, then a TCP reset) | placeholder (a real 64x48 PNG whatever size was asked) | badmagic |
+corrupt | huge (10000x10 px) | octet (a real PNG sent as application/octet-stream).
 
 Every request is recorded (monotonic time, prompt, query, Authorization header, step), and the highest
 number of requests in flight at once is kept.
@@ -24,6 +30,8 @@ import json
 import os
 import random
 import re
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +52,14 @@ class RecordedRequest:
     authorization: str | None
     step: str
     finished_at: float | None = None
+
+
+MAX_SIDE = 2048  # the fake draws at most this many pixels a side (the tests ask 1024x768 or less)
+ACCOUNT_BODIES = {
+    401: "invalid API key: check the key in your account at enter.pollinations.ai",
+    402: "insufficient pollen balance: top up your account to continue",
+    403: "account suspended: contact support",
+}
 
 
 def make_image(fmt: str = "PNG", seed: int = 0, size: tuple[int, int] = (64, 48)) -> bytes:
@@ -87,6 +103,7 @@ class FakeImageAPI:
         self.hang_seconds = hang_seconds
         self.gate_timeout = gate_timeout
         self._state = _State()
+        self.script: dict[str, str] = {}
         self._lock = threading.Condition()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -154,7 +171,8 @@ class FakeImageAPI:
 
     # ---- used by the handler ------------------------------------------------------------------
     def _choose(self, prompt: str, query: dict) -> str:
-        spec = (query.get("fake") or [None])[0]
+        scripted = [spec for word, spec in dict(self.script).items() if word in prompt]
+        spec = scripted[0] if scripted else (query.get("fake") or [None])[0]
         if spec is None:
             match = _TOKEN.search(prompt)
             spec = match.group(1) if match else None
@@ -185,6 +203,16 @@ class FakeImageAPI:
             self._lock.wait_for(lambda: self._state.max_in_flight >= count or self._stopping.is_set(), self.gate_timeout)
 
 
+def _asked_size(query: dict) -> tuple[int, int]:
+    """The width x height the request asks for (the real API's default 1024x1024), capped at MAX_SIDE."""
+    def side(name: str) -> int:
+        try:
+            return max(1, min(MAX_SIDE, int((query.get(name) or ["1024"])[0])))
+        except ValueError:
+            return 1024
+    return side("width"), side("height")
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     fake: FakeImageAPI  # set on the subclass made in start()
@@ -201,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.reset()
         if "default" in body:
             self.fake.set_default(body["default"])
+        if "script" in body:
+            self.fake.script = dict(body["script"])
         self._send(200, b'{"ok": true}', "application/json")
 
     def do_GET(self) -> None:
@@ -223,18 +253,29 @@ class _Handler(BaseHTTPRequestHandler):
     def _play(self, step: str, query: dict) -> None:
         name, _, arg = step.partition("@")
         seed = int((query.get("seed") or ["0"])[0] or 0)
+        size = _asked_size(query)
         fake = self.fake
         if name in ("png", "jpeg", "webp"):
-            return self._send(200, make_image(name.upper(), seed), f"image/{name}")
+            return self._send(200, make_image(name.upper(), seed, size), f"image/{name}")
         if name == "slow":
             fake._stopping.wait(float(arg or fake.slow_seconds))
-            return self._send(200, make_image("PNG", seed), "image/png")
+            return self._send(200, make_image("PNG", seed, size), "image/png")
+        if name == "slow500":
+            fake._stopping.wait(float(arg or fake.slow_seconds))
+            return self._send(500, b'{"error": "fake 500 after a wait"}', "application/json")
         if name == "gate":
             fake._wait_for_in_flight(int(arg or 2))
-            return self._send(200, make_image("PNG", seed), "image/png")
+            return self._send(200, make_image("PNG", seed, size), "image/png")
         if name == "hang":
             fake._stopping.wait(float(arg or fake.hang_seconds))
+            return self._send(200, make_image("PNG", seed, size), "image/png")
+        if name == "placeholder":
             return self._send(200, make_image("PNG", seed), "image/png")
+        if name == "echo":
+            body = {"error": "bad request", "you_sent": self.headers.get("Authorization")}
+            return self._send(400, json.dumps(body).encode(), "application/json")
+        if name == "403" and arg == "account":
+            return self._send(403, json.dumps({"error": ACCOUNT_BODIES[403]}).encode(), "application/json")
         if name == "429":
             return self._send(429, b'{"error": "rate limited"}', "application/json", {"Retry-After": arg or "1"})
         if name == "429date":
@@ -242,7 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(429, b'{"error": "rate limited"}', "application/json", {"Retry-After": when})
         if name.isdigit():
             status = int(name)
-            body = {"error": f"fake {status}"}
+            body = {"error": ACCOUNT_BODIES.get(status) if status in (401, 402) else f"fake {status}"}
+            if status == 403:
+                body = {"error": "prompt blocked by the content policy"}
             if status == 401:
                 body["you_sent"] = self.headers.get("Authorization")  # a careless server echoing the key
             return self._send(status, json.dumps(body).encode(), "application/json")
@@ -256,8 +299,33 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, make_image("PNG", seed, size=(10000, 10)), "image/png")
         if name == "octet":
             return self._send(200, make_image("PNG", seed), "application/octet-stream")
+        if name == "cut":
+            data = make_image("PNG", seed, size)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Connection", "close")
+            self.fake._leave(self._record)
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return None
+        if name == "reset":
+            data = make_image("PNG", seed, size)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(data)))
+            self.fake._leave(self._record)
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            # SO_LINGER 0: close() sends a TCP RST instead of a FIN, as a proxy dropping the connection does
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return None
         if name == "truncated":
-            data = make_image("PNG", seed)
+            data = make_image("PNG", seed, size)
             self.send_response(200)
             self.send_header("Content-Type", "image/png")
             self.send_header("Content-Length", str(len(data) + 1000))
@@ -280,3 +348,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+
+
+if __name__ == "__main__":  # for the docs' examples: python tests/fake_image_api.py [SECONDS]; prints its URL
+    import sys
+
+    server = FakeImageAPI()
+    server.start()
+    print(server.base_url, flush=True)
+    try:
+        threading.Event().wait(float(sys.argv[1]) if len(sys.argv) > 1 else 3600)
+    finally:
+        server.stop()

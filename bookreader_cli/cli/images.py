@@ -36,9 +36,16 @@ def _images_human(result: dict) -> None:
         output.print_table(["description", "file"], [(e["description_id"], Path(e["image_path"]).name)
                                                      for e in result["existing_images"]],
                            title="Already there (not asked again)")
-    if result["failed"]:
-        output.print_table(["description", "error"], [(f["description_id"], f["error"]) for f in result["failed"]],
+    failed = [f for f in result["failed"] if not f["error"].startswith("not attempted")]
+    if failed:
+        output.print_table(["description", "error"], [(f["description_id"], f["error"]) for f in failed],
                            title="Failed")
+    if result.get("not_attempted_count"):  # after an account error: one line, not a row each
+        output.message(f"{result['not_attempted_count']} more not attempted: the batch stopped (description "
+                       + ", ".join(str(f["description_id"]) for f in result["failed"] if f not in failed) + ")")
+    if result.get("claimed_elsewhere"):
+        output.message("being drawn by another run right now, not asked again: description "
+                       + ", ".join(str(i) for i in result["claimed_elsewhere"]))
 
 
 @app.command("generate-images")
@@ -54,25 +61,40 @@ def generate_images_cmd(
     """Generate pictures for descriptions through the image API.
 
     Exit 0 when at least one picture was made (failures are listed and recorded), 1 when every requested
-    picture failed, 2 for an unknown id or bad options.
+    picture failed or an account error (401, 402, a 403 about the account) stopped the batch, 2 for an
+    unknown id, bad options or an unusable API key, 130 on Ctrl-C. A progress bar shows on a terminal.
     """
-    from bookreader_cli import jobs
+    from contextlib import ExitStack
+
+    from bookreader_cli import jobs, output
     from bookreader_cli.errors import BadInput
 
     def draw(ctx):
-        if book is None:
-            if not description_ids:
-                raise BadInput("give description ids or --book ID")
-            if limit is not None or type is not None:
-                raise BadInput("--limit and --type go with --book")
-            return jobs.generate_images(ctx, description_ids, user, dry_run)
-        if description_ids:
-            raise BadInput("give description ids or --book ID, not both")
-        return jobs.batch_generate_for_book(ctx, book, user, limit, type, dry_run)
+        with ExitStack() as stack:
+            bar: dict = {}
+
+            def on_plan(total: int) -> None:  # the bar starts once the job knows how many it will ask for
+                if "advance" not in bar:
+                    bar["advance"] = stack.enter_context(output.progress(total, "images"))
+
+            def on_image(row: dict) -> None:
+                if "advance" in bar:
+                    bar["advance"](f"{row['description_id']} {row['status']}")
+
+            if book is None:
+                if not description_ids:
+                    raise BadInput("give description ids or --book ID")
+                if limit is not None or type is not None:
+                    raise BadInput("--limit and --type go with --book")
+                return jobs.generate_images(ctx, description_ids, user, dry_run, on_plan=on_plan, on_image=on_image)
+            if description_ids:
+                raise BadInput("give description ids or --book ID, not both")
+            return jobs.batch_generate_for_book(ctx, book, user, limit, type, dry_run, on_plan=on_plan,
+                                                on_image=on_image)
 
     run(draw, json_mode, _images_human,
-        failed=lambda r: not r.get("dry_run") and r["failed_count"] > 0 and r["generated_count"] == 0
-        and not r.get("existing_count"))
+        failed=lambda r: not r.get("dry_run") and (bool(r.get("account_error")) or (
+            r["failed_count"] > 0 and r["generated_count"] == 0 and not r.get("existing_count"))))
 
 
 @app.command("cleanup")

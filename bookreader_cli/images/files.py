@@ -1,7 +1,9 @@
 """Image bytes on disk: prove they are a real picture, then store them atomically under a content-hash name.
 
 An image API under load answers 200 with HTML, a half body or a placeholder; saving such bytes would give
-the reader a broken picture, so nothing is written until Pillow has decoded the whole image.
+the reader a broken picture, so nothing is written until Pillow has decoded the whole image, the image's own
+structure shows it complete (a body cut short without a Content-Length decodes no better than a corrupt one,
+but it is worth another try), and it is not a placeholder (far smaller than asked, or a known one).
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ class InvalidImage(ValueError):
     """The bytes are not an acceptable picture (wrong type, bad magic, undecodable, absurd size)."""
 
 
+class TruncatedImage(InvalidImage):
+    """The start of a real picture whose end never arrived (the connection closed early)."""
+
+
+# MD5 of the rate-limit picture pollinations.ai sends with HTTP 200 instead of a 429 (~1.3 MB; reported in
+# github.com/pollinations/pollinations/issues/7207)
+KNOWN_PLACEHOLDER_MD5 = frozenset({"2090a5dc21c32952cbf8496339752bd1"})
+PLACEHOLDER_SHRINK = 4  # a picture at most 1/4 of the width AND height asked is a stand-in, not the picture
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     extension: str  # ".png" | ".jpg" | ".webp", from the magic bytes, never from the server's word
@@ -46,6 +58,27 @@ def sniff_extension(data: bytes) -> str | None:
     return None
 
 
+def truncation(data: bytes, ext: str) -> str | None:
+    """Why the bytes end before the image does (its end marker or declared length missing), or None."""
+    if ext == ".png":
+        return None if data.rstrip(b"\0").endswith(b"IEND\xaeB`\x82") else "PNG without its IEND end chunk"
+    if ext == ".jpg":
+        return None if b"\xff\xd9" in data[-64:] else "JPEG without its end-of-image marker"
+    if ext == ".webp":
+        declared = int.from_bytes(data[4:8], "little") + 8
+        return None if len(data) >= declared else f"WebP of {len(data)} bytes, its header says {declared}"
+    return None
+
+
+def placeholder_reason(data: bytes, info: ImageInfo, width: int, height: int) -> str | None:
+    """Why a decodable picture is a placeholder rather than the width x height one asked for, or None."""
+    if hashlib.md5(data).hexdigest() in KNOWN_PLACEHOLDER_MD5:
+        return "the API's known placeholder picture"
+    if info.width * PLACEHOLDER_SHRINK <= width and info.height * PLACEHOLDER_SHRINK <= height:
+        return f"{info.width}x{info.height} for {width}x{height} asked"
+    return None
+
+
 def validate_image(data: bytes, content_type: str | None, min_px: int = 16, max_px: int = 8192) -> ImageInfo:
     """Accept only a fully decodable PNG/JPEG/WebP with sane dimensions; raise InvalidImage otherwise."""
     from PIL import Image
@@ -59,6 +92,9 @@ def validate_image(data: bytes, content_type: str | None, min_px: int = 16, max_
     if ext is None:
         raise InvalidImage(f"unknown magic bytes {data[:8].hex()} (content type {ctype})")
     fmt = next(f for _, e, f in _SIGNATURES if e == ext)
+    cut = truncation(data, ext)
+    if cut:
+        raise TruncatedImage(f"{cut} ({len(data)} bytes): the body was cut short")
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as probe:
             width, height = probe.size  # from the header: checked before any pixel is decoded

@@ -2,7 +2,9 @@
 
 Fetching runs in a small thread pool (the work is waiting on the network); every result, good or bad, is
 handed to `on_result` in the calling thread, one row at a time, so the caller can write it in its own SQLite
-transaction (SQLite connections belong to one thread). One failure never stops the batch.
+transaction (SQLite connections belong to one thread). One failure never stops the batch, except an account
+error (401, 402, a 403 naming the account): then every later request would fail alike, so the rest are
+recorded "not attempted" and the result names the error. Ctrl-C cancels the requests in flight at once.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from bookreader_cli.config import ImageSettings
-from bookreader_cli.images.client import ImageClient, ImageFetchError, ImageOptions, ImageRequest, build_url
+from bookreader_cli.images.client import (
+    ImageClient,
+    ImageFetchError,
+    ImageOptions,
+    ImageRequest,
+    PauseBoard,
+    build_url,
+)
 from bookreader_cli.images.files import write_image_atomic
 from bookreader_cli.images.prompts import build_prompt, description_seed, description_type
+from bookreader_cli.images.secret import check_api_key
 from bookreader_cli.images.statuses import COMPLETED, FAILED
 
 DAILY_WINDOW_SECONDS = 86400.0  # "today" for the per-user limit: the last 24 hours, free of time zones
@@ -100,8 +110,16 @@ def _base_row(description: dict, request: ImageRequest, options: ImageOptions, u
     }
 
 
+def api_key_from(options: ImageOptions, environ: dict | None = None, api_key: str | None = None) -> str | None:
+    """The key to send: `api_key` or the variable settings name, checked (BadApiKey, exit 2, when unusable)."""
+    env = os.environ if environ is None else environ
+    raw = api_key if api_key is not None else env.get(options.api_key_env)
+    return check_api_key(raw, options.api_key_env)
+
+
 def _make_one(client: ImageClient, description: dict, options: ImageOptions, images_dir: Path, user) -> tuple[dict, int]:
-    """Fetch, validate and store one picture; always returns (row, attempts), the row completed or failed."""
+    """Fetch, validate and store one picture; always returns (row, attempts), the row completed or failed.
+    (FetchCancelled passes through: a cancelled request has nothing to record.)"""
     started = time.perf_counter()
     request = _request_for(description, options)
     row = _base_row(description, request, options, user)
@@ -140,25 +158,26 @@ def generate_for_descriptions(
     api_key: str | None = None,
     environ: dict | None = None,
     transport=None,
-    sleep=time.sleep,
+    sleep=None,
+    pause_board: PauseBoard | None = None,
 ) -> dict:
     """Make a picture per description (dicts with id, text, type); return the seed's generate_images_task dict.
 
-    The API key comes from `api_key` or the environment variable named by images.api_key_env. Rows for
-    failures are handed to on_result too (status "failed", error set); a raising on_result fails that image only.
+    The API key comes from `api_key` or the environment variable named by images.api_key_env, checked
+    before anything is sent. Rows for failures are handed to on_result too (status "failed", error set); a
+    raising on_result fails that image only. pause_board shares a server's Retry-After with other processes.
     """
     started = time.perf_counter()
     options = ImageOptions.from_settings(images)
     images_dir = Path(images_dir)
-    env = os.environ if environ is None else environ
-    key = api_key if api_key is not None else (env.get(options.api_key_env) or None)
+    key = api_key_from(options, environ, api_key)
 
     allowed = allowed_count(options.daily_limit_per_user, used_today, len(descriptions))
     to_make, over_limit = descriptions[:allowed], descriptions[allowed:]
     rows_by_index: dict[int, dict] = {}
     attempts_by_index: dict[int, int] = {}
 
-    with ImageClient(options, api_key=key, transport=transport, sleep=sleep) as client:
+    with ImageClient(options, api_key=key, transport=transport, sleep=sleep, pause_board=pause_board) as client:
         for index, d in enumerate(over_limit, start=allowed):
             row = _base_row(d, _request_for(d, options), options, user)
             row.update(
@@ -178,7 +197,8 @@ def generate_for_descriptions(
                     row, attempts = future.result()
                     rows_by_index[futures[future]] = _record(row, on_result, client)
                     attempts_by_index[futures[future]] = attempts
-            except BaseException:  # Ctrl-C, a killed task: start nothing new; stored rows stay stored
+            except BaseException:  # Ctrl-C, a killed task: end the requests in flight; stored rows stay stored
+                client.cancel()  # wakes every blocked read and wait, so the workers end within moments
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
             pool.shutdown(wait=True)
@@ -191,12 +211,15 @@ def generate_for_descriptions(
         _public_image(r, images_dir, attempts_by_index.get(i, 0)) for i, r in enumerate(rows) if r["status"] == COMPLETED
     ]
     failed = [{"description_id": r["description_id"], "error": r["error"]} for r in rows if r["status"] != COMPLETED]
+    not_attempted = [r for r in rows if r["status"] != COMPLETED and (r["error"] or "").startswith("not attempted")]
     return {
         "user_id": user,
         "requested_count": len(descriptions),
         "generated_count": len(generated),
         "failed_count": len(failed),
         "limited_count": len(over_limit),
+        "not_attempted_count": len(not_attempted),
+        "account_error": client.stop_reason,  # set when an account error stopped the batch (exit 1)
         "total_time_seconds": round(time.perf_counter() - started, 3),
         "generated_images": generated,
         "failed": failed,

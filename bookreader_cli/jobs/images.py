@@ -1,10 +1,11 @@
 """Picture jobs: draw descriptions (by id, or a book's best undrawn ones) under the daily limit, and clean
 up old images. The rules for image rows (one failure row, no duplicate picture, the per-user count) are
-Store methods; the per-user lock is here."""
+Store methods; the per-user lock, the API key check and the claims against duplicate requests are here."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from bookreader_cli.errors import BadInput, NotFound
 from bookreader_cli.jobs.context import Context
@@ -44,11 +45,21 @@ def _retry_when_locked(fn):
     return job
 
 
-def _draw(ctx: Context, descriptions: list[dict], user: str | None, dry_run: bool) -> dict:
+def _image_key(ctx: Context) -> str | None:
+    """The API key, checked before anything is sent or recorded (BadApiKey: exit 2)."""
+    from bookreader_cli.images.client import ImageOptions
+    from bookreader_cli.images.generate import api_key_from
+
+    return api_key_from(ImageOptions.from_settings(ctx.settings.images))
+
+
+def _draw(ctx: Context, descriptions: list[dict], user: str | None, dry_run: bool, api_key: str | None = None,
+          on_image: Callable[[dict], None] | None = None) -> dict:
     """Generate (or, with dry_run, plan) one picture per description; the seed's generate_images_task dict.
 
     With a daily limit the user's count and the generation run under a per-user lock, so two runs at once
-    cannot both spend the last allowance.
+    cannot both spend the last allowance. A server's Retry-After is shared with other processes through the
+    store (api_pauses). on_image(row) is told each outcome once it is stored (the CLI's progress bar).
     """
     from bookreader_cli.images.generate import (
         allowed_count,
@@ -57,6 +68,7 @@ def _draw(ctx: Context, descriptions: list[dict], user: str | None, dry_run: boo
         plan_requests,
     )
     from bookreader_cli.locks import db_lock
+    from bookreader_cli.store.pauses import ApiPause
 
     settings, store = ctx.settings, ctx.store
     limit = settings.images.daily_limit_per_user
@@ -69,12 +81,23 @@ def _draw(ctx: Context, descriptions: list[dict], user: str | None, dry_run: boo
         return {"user_id": user, "dry_run": True, "requested_count": len(descriptions),
                 "allowed_count": allowed_count(limit, used, len(descriptions)), "used_today": used,
                 "daily_limit_per_user": limit, "requests": plan_requests(descriptions, settings.images)}
-    if limit <= 0:
-        return generate_for_descriptions(descriptions, settings.images, settings.images_dir, user=user,
-                                         on_result=store.save_image_row)
-    with db_lock(store, f"images:user:{user if user is not None else ''}", wait=True):
-        return generate_for_descriptions(descriptions, settings.images, settings.images_dir, user=user,
-                                         on_result=store.save_image_row, used_today=used_today())
+
+    def save(row: dict) -> None:
+        store.save_image_row(row)
+        if on_image is not None:
+            on_image(row)
+
+    pause = ApiPause(store.path, settings.images.base_url)
+    try:
+        if limit <= 0:
+            return generate_for_descriptions(descriptions, settings.images, settings.images_dir, user=user,
+                                             on_result=save, api_key=api_key, pause_board=pause)
+        with db_lock(store, f"images:user:{user if user is not None else ''}", wait=True):
+            return generate_for_descriptions(descriptions, settings.images, settings.images_dir, user=user,
+                                             on_result=save, used_today=used_today(), api_key=api_key,
+                                             pause_board=pause)
+    finally:
+        pause.close()
 
 
 def _already_drawn(ctx: Context, descriptions: list[dict], user: str | None) -> dict[int, str]:
@@ -91,37 +114,63 @@ def _already_drawn(ctx: Context, descriptions: list[dict], user: str | None) -> 
     return found
 
 
-def generate_images(ctx: Context, description_ids: list[int], user: str | None = None, dry_run: bool = False) -> dict:
+def generate_images(ctx: Context, description_ids: list[int], user: str | None = None, dry_run: bool = False,
+                    on_plan: Callable[[int], None] | None = None,
+                    on_image: Callable[[dict], None] | None = None) -> dict:
     """A picture per description id (the seed's generate_images_task). One image failing never stops the
-    others: it is recorded (a row with status "failed") and listed under `failed`. A description this user
-    already has the very same picture of is not asked again: it is listed under `existing_images`, so a
-    killed run, run again, finishes the work without duplicates."""
+    others: it is recorded (a row with status "failed") and listed under `failed`; an account error stops
+    the rest (`account_error`; their rows say "not attempted"). A description this user already has the very
+    same picture of is not asked again: it is listed under `existing_images`, so a killed run, run again,
+    finishes the work without duplicates; one another run is drawing right now is listed under
+    `claimed_elsewhere`. on_plan(n) is told how many pictures will be asked for, on_image(row) each outcome."""
     from bookreader_cli import runs
+    from bookreader_cli.jobs.claims import Claims
 
     user = None if user is None else str(user)
     descriptions = _description_rows(ctx, description_ids)
 
-    def job(dry: bool) -> dict:
-        existing = _already_drawn(ctx, descriptions, user)
-        result = _draw(ctx, [d for d in descriptions if d["id"] not in existing], user, dry)
-        result["requested_count"] = len(descriptions)
-        result["existing_count"] = len(existing)
-        result["existing_images"] = [{"description_id": i, "status": "existing", "image_path": p}
-                                     for i, p in existing.items()]
-        return result
+    def listed(existing: dict[int, str]) -> dict:
+        return {"requested_count": len(descriptions), "existing_count": len(existing),
+                "existing_images": [{"description_id": i, "status": "existing", "image_path": p}
+                                    for i, p in existing.items()]}
 
     if dry_run:  # sends nothing and records nothing
-        return job(True)
+        existing = _already_drawn(ctx, descriptions, user)
+        result = _draw(ctx, [d for d in descriptions if d["id"] not in existing], user, True)
+        result.update(listed(existing))
+        return result
+    key = _image_key(ctx)
+
+    def job() -> dict:
+        claims = Claims(ctx.store)
+        try:
+            mine = [d for d in descriptions if claims.take(d["id"])]
+            # looked up once claimed: a run that finished one of these stored its row before letting go
+            existing = _already_drawn(ctx, mine, user)
+            todo = [d for d in mine if d["id"] not in existing]
+            if on_plan is not None:
+                on_plan(len(todo))
+            result = _draw(ctx, todo, user, False, key, on_image)
+        finally:
+            claims.release_all()
+        result.update(listed(existing))
+        taken = {d["id"] for d in mine}
+        result["claimed_elsewhere"] = [d["id"] for d in descriptions if d["id"] not in taken]
+        return result
+
     args = {"description_ids": [d["id"] for d in descriptions], "user": user}
-    return runs.record(ctx.store, "generate_images", "images", args, _retry_when_locked(lambda: job(False)),
-                       retries=2)
+    return runs.record(ctx.store, "generate_images", "images", args, _retry_when_locked(job), retries=2)
 
 
 def batch_generate_for_book(ctx: Context, book_id, user: str | None = None, limit: int | None = None,
-                            type: str | None = None, dry_run: bool = False) -> dict:
+                            type: str | None = None, dry_run: bool = False,
+                            on_plan: Callable[[int], None] | None = None,
+                            on_image: Callable[[dict], None] | None = None) -> dict:
     """Pictures for a book's top descriptions by priority that have no completed image yet (the seed's
-    batch_generate_for_book_task); run again, it picks up where failures and limits left off."""
+    batch_generate_for_book_task); run again, it picks up where failures and limits left off. Two batches
+    at once take different descriptions: each is claimed before its request is sent."""
     from bookreader_cli import runs
+    from bookreader_cli.jobs.claims import Claims
     from bookreader_cli.nlp.base import DESCRIPTION_TYPES
 
     limit = 10 if limit is None else limit
@@ -132,10 +181,34 @@ def batch_generate_for_book(ctx: Context, book_id, user: str | None = None, limi
     user = None if user is None else str(user)
     book = ctx.store.resolve_book(str(book_id))
 
+    def claim(claims: Claims) -> list[dict]:
+        """The top `limit` no other run is drawing, claimed one by one in priority order; each is checked
+        again once claimed (a run that finished it stored its row before letting go)."""
+        chosen: list[dict] = []
+        for d in ctx.store.undrawn_descriptions(book["id"], type, None):
+            if len(chosen) == limit:
+                break
+            if claims.take(d["id"]):
+                if ctx.store.has_completed_image(d["id"]):
+                    claims.drop(d["id"])
+                else:
+                    chosen.append(d)
+        return chosen
+
     def job(dry: bool) -> dict:
         started = time.perf_counter()
-        chosen = ctx.store.undrawn_descriptions(book["id"], type, limit)
-        drawn = _draw(ctx, chosen, user, dry)
+        if dry:
+            chosen = ctx.store.undrawn_descriptions(book["id"], type, limit)
+            drawn = _draw(ctx, chosen, user, True)
+        else:
+            claims = Claims(ctx.store)
+            try:
+                chosen = claim(claims)
+                if on_plan is not None:
+                    on_plan(len(chosen))
+                drawn = _draw(ctx, chosen, user, False, key, on_image)
+            finally:
+                claims.release_all()
         result = {"book_id": book["id"], "user_id": user, "limit": limit, "selected_descriptions": len(chosen)}
         if not dry:
             result["generated_count"] = drawn["generated_count"]
@@ -146,6 +219,7 @@ def batch_generate_for_book(ctx: Context, book_id, user: str | None = None, limi
 
     if dry_run:
         return job(True)
+    key = _image_key(ctx)
     args = {"book_id": book["id"], "user": user, "limit": limit, "type": type}
     return runs.record(ctx.store, "batch_generate_for_book", "images", args, _retry_when_locked(lambda: job(False)),
                        retries=2)

@@ -227,14 +227,19 @@ class Store:
             f"SELECT {', '.join(self._DRAW_COLUMNS)} FROM descriptions WHERE id IN ({marks})", ids)
         return {row[0]: dict(zip(self._DRAW_COLUMNS, row)) for row in cursor}
 
-    def undrawn_descriptions(self, book_id: int, type: str | None, limit: int) -> list[dict]:
-        """A book's descriptions by priority that no user has a completed picture of yet."""
+    def undrawn_descriptions(self, book_id: int, type: str | None, limit: int | None) -> list[dict]:
+        """A book's descriptions by priority that no user has a completed picture of yet (limit None: all)."""
         sql = (f"SELECT {', '.join('d.' + c for c in self._DRAW_COLUMNS)} FROM descriptions d WHERE d.book_id = ?"
                + (" AND d.type = ?" if type else "")
                + " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.description_id = d.id AND i.status = ?)"
-               + " ORDER BY d.priority DESC, d.id LIMIT ?")
-        params = [book_id, *([type] if type else []), COMPLETED, limit]
+               + " ORDER BY d.priority DESC, d.id" + (" LIMIT ?" if limit is not None else ""))
+        params = [book_id, *([type] if type else []), COMPLETED, *([limit] if limit is not None else [])]
         return [dict(zip(self._DRAW_COLUMNS, r)) for r in self.conn.execute(sql, params)]
+
+    def has_completed_image(self, description_id: int) -> bool:
+        """Whether anyone has a completed picture of this description."""
+        return self.conn.execute("SELECT 1 FROM images WHERE description_id = ? AND status = ? LIMIT 1",
+                                 [description_id, COMPLETED]).fetchone() is not None
 
     def save_image_row(self, row: dict) -> None:
         """Store one outcome in its own transaction, keeping at most one failure row per (description, user)

@@ -73,7 +73,12 @@ def _m3_run_owner(db) -> None:
     db["task_runs"].add_column("owner", str)  # host:pid of the process running it (see runs.reap_abandoned)
 
 
-MIGRATIONS = [_m1_initial, _m2_locations_and_locks, _m3_run_owner]
+def _m4_api_pauses(db) -> None:
+    # a server's Retry-After, shared by every process on this home: nobody sends to `api` before `paused_until`
+    db["api_pauses"].create({"api": str, "paused_until": float}, pk="api")
+
+
+MIGRATIONS = [_m1_initial, _m2_locations_and_locks, _m3_run_owner, _m4_api_pauses]
 
 
 def connect(path: Path) -> sqlite3.Connection:
