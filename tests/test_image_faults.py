@@ -23,14 +23,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import test_images_cli  # noqa: E402
-from conftest import db_snapshot  # noqa: E402
-from fake_image_api import FakeImageAPI, make_image  # noqa: E402
-from test_images import RecordingSleep, desc, fast_options, run  # noqa: E402
-from test_images_cli import LAMP, image_rows, rows, runs_of  # noqa: E402
+import test_images_cli
+from conftest import db_snapshot
+from fake_image_api import FakeImageAPI, make_image
+from test_images import RecordingSleep, desc, fast_options, run
+from test_images_cli import LAMP, image_rows, rows, runs_of
 
-from bookreader_cli.images import files  # noqa: E402
-from bookreader_cli.images.client import (  # noqa: E402
+from bookreader_cli.images import files
+from bookreader_cli.images.client import (
     ImageClient,
     ImageFetchError,
     ImageOptions,

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_image_api import FakeImageAPI, make_image
 
+from bookreader_cli.images import files
 from bookreader_cli.images.client import (
     ImageClient,
     ImageFetchError,
@@ -26,7 +27,6 @@ from bookreader_cli.images.client import (
     build_url,
     parse_retry_after,
 )
-from bookreader_cli.images import files
 from bookreader_cli.images.files import TEMP_PREFIX, InvalidImage, validate_image, write_image_atomic
 from bookreader_cli.images.generate import (
     allowed_count,
