@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import posixpath
-import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -30,35 +29,15 @@ from lxml import etree
 
 from ..errors import BadInput, UnreadableBook
 from .model import Book, Chapter
-from .safety import SafeZip, html_entities_to_numeric, open_zip, parse_xml, refuse_declared_entities, safe_xml_parser
+from .safety import SafeZip, open_zip, parse_xml, refuse_declared_entities
+from .xhtml import OPS_NS, clean_text, local_name, parse_xhtml, split_segments, title_for
 
 OPF_NS = "http://www.idpf.org/2007/opf"
 DC_NS = "http://purl.org/dc/elements/1.1/"
-OPS_NS = "http://www.idpf.org/2007/ops"
 EPUB_MIMETYPE = b"application/epub+zip"
 XML_EXTENSIONS = (".xml", ".opf", ".ncx", ".xhtml", ".html", ".htm", ".xht", ".smil")
 XHTML_TYPES = ("application/xhtml+xml", "text/html", "application/x-dtbook+xml")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/svg+xml", "image/webp")
-
-BLOCK_TAGS = {
-    "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "td", "th", "dt", "dd",
-    "section", "article", "aside", "header", "footer", "figure", "figcaption", "table", "tr", "ul", "ol",
-    "dl", "main", "body", "hr", "address", "center", "caption", "tbody", "thead", "tfoot", "nav", "hgroup",
-}
-SKIP_TAGS = {"head", "script", "style", "title", "svg", "math", "rt", "rp", "noscript", "template", "object"}
-HEADING_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
-
-
-def _local(el) -> str:
-    """Lower-case tag name without namespace ("" for comments and processing instructions)."""
-    tag = el.tag
-    if not isinstance(tag, str):
-        return ""
-    return tag[tag.rfind("}") + 1 :].lower()
-
-
-def _clean(text: str) -> str:
-    return " ".join(text.split())
 
 
 # ------------------------------------------------------------------------------------------ the package
@@ -208,10 +187,10 @@ def _build_book(ebook, package: Package, label: str) -> Book:
     for path, content in spine_docs:
         entries = toc.get(path, [])
         anchors = {anchor for anchor, _ in entries if anchor}
-        root = _parse_xhtml(content, f"{label}: {path}", warnings)
+        root = parse_xhtml(content, f"{label}: {path}", warnings)
         if root is None:
             continue
-        segments = _segments(root, anchors)
+        segments = split_segments(root, anchors)
         found = {anchor for anchor, _ in segments}
         if not any(anchor == "" for anchor, _ in entries):
             # TOC anchors that are not in the file: their title belongs to the file's start
@@ -224,7 +203,7 @@ def _build_book(ebook, package: Package, label: str) -> Book:
             if not any(kind != "heading" for _, kind in paras):
                 pending = paras  # nothing but headings: carry into the next chapter
                 continue
-            title = _title_for(anchor, entries, own, path)
+            title = title_for(anchor, entries, own, path)
             source = f"{path}#{anchor}" if anchor else path
             chapters.append(Chapter.from_paragraphs(title, paras, source=source))
     if not chapters:
@@ -240,7 +219,7 @@ def _metadata(ebook, book: Book) -> None:
         out = []
         for value, _attrs in ebook.get_metadata("DC", name):
             if value and value.strip():
-                out.append(_clean(value))
+                out.append(clean_text(value))
         return out
 
     titles = values("title")
@@ -300,10 +279,10 @@ def _resolve(base_file: str, href: str) -> str:
 
 
 def _nav_entries(content: bytes, nav_path: str, label: str, warnings: list[str]) -> list[tuple[str, str]]:
-    root = _parse_xhtml(content, f"{label}: {nav_path}", warnings)
+    root = parse_xhtml(content, f"{label}: {nav_path}", warnings)
     if root is None:
         return []
-    navs = [el for el in root.iter() if _local(el) == "nav"]
+    navs = [el for el in root.iter() if local_name(el) == "nav"]
     toc_navs = [n for n in navs if "toc" in (n.get(f"{{{OPS_NS}}}type") or n.get("epub:type") or "").split()]
     chosen = toc_navs[0] if toc_navs else (navs[0] if navs else None)
     if chosen is None:
@@ -311,8 +290,8 @@ def _nav_entries(content: bytes, nav_path: str, label: str, warnings: list[str])
         return []
     out = []
     for a in chosen.iter():
-        if _local(a) == "a" and a.get("href"):
-            out.append((_resolve(nav_path, a.get("href")), _clean("".join(a.itertext()))))
+        if local_name(a) == "a" and a.get("href"):
+            out.append((_resolve(nav_path, a.get("href")), clean_text("".join(a.itertext()))))
     return out
 
 
@@ -324,131 +303,10 @@ def _ncx_entries(content: bytes, ncx_path: str, label: str, warnings: list[str])
         return []
     out = []
     for point in root.iter("{*}navPoint"):
-        label_el = next((c for c in point if _local(c) == "navlabel"), None)
-        content_el = next((c for c in point if _local(c) == "content"), None)
+        label_el = next((c for c in point if local_name(c) == "navlabel"), None)
+        content_el = next((c for c in point if local_name(c) == "content"), None)
         if content_el is None or not content_el.get("src"):
             continue
-        title = _clean("".join(str(t) for t in label_el.itertext())) if label_el is not None else ""
+        title = clean_text("".join(str(t) for t in label_el.itertext())) if label_el is not None else ""
         out.append((_resolve(ncx_path, content_el.get("src") or ""), title))
     return out
-
-
-# ------------------------------------------------------------------------------------------------ XHTML
-def _parse_xhtml(content: bytes, label: str, warnings: list[str]):
-    """Parse one XHTML file; malformed markup is read by lxml's recovering HTML parser, as a reader would."""
-    refuse_declared_entities(content, label)
-    content, _ = html_entities_to_numeric(content)
-    if not content.strip():
-        return None
-    try:
-        return etree.fromstring(content, parser=safe_xml_parser())
-    except (etree.XMLSyntaxError, ValueError):
-        pass
-    from lxml import html
-
-    try:
-        parser = html.HTMLParser(recover=True, no_network=True, remove_comments=True, remove_pis=True)
-        root = html.document_fromstring(content, parser=parser)
-    except (etree.ParserError, etree.XMLSyntaxError, ValueError) as exc:
-        warnings.append(f"{label}: unreadable XHTML skipped ({exc})")
-        return None
-    warnings.append(f"{label}: malformed XHTML, read leniently")
-    return root
-
-
-def _kind_for(el, inherited: str) -> str:
-    tag = _local(el)
-    if tag in HEADING_TAGS:
-        return "heading"
-    classes = (el.get("class") or "").lower()
-    epub_type = (el.get(f"{{{OPS_NS}}}type") or "").lower()
-    if "epigraph" in classes or "epigraph" in epub_type:
-        return "epigraph"
-    if any(word in classes for word in ("poem", "verse", "stanza")):
-        return "poem"
-    return inherited
-
-
-def _segments(root, anchors: set[str]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Split a document's paragraphs at the given anchor ids: [(anchor or "", [(text, kind)])]."""
-    segments: list[tuple[str, list[tuple[str, str]]]] = [("", [])]
-    body = next((el for el in root.iter() if _local(el) == "body"), root)
-
-    def switch_if_anchored(el) -> None:
-        for node in el.iter():
-            if not isinstance(node.tag, str):
-                continue
-            for key in (node.get("id"), node.get("name") if _local(node) == "a" else None):
-                if key and key in anchors and key != segments[-1][0]:
-                    segments.append((key, []))
-                    return
-
-    def emit(text: str, kind: str) -> None:
-        text = _clean(text)
-        if text:
-            segments[-1][1].append((text, kind))
-
-    def inline_text(el, with_tail: bool = False) -> str:
-        parts: list[str] = []
-        if _local(el) not in SKIP_TAGS:
-            if _local(el) == "br":
-                parts.append(" ")
-            parts.append(el.text or "")
-            for child in el:
-                if isinstance(child.tag, str):
-                    parts.append(inline_text(child, with_tail=True))
-                else:
-                    parts.append(child.tail or "")
-        if with_tail:
-            parts.append(el.tail or "")
-        return "".join(parts)
-
-    def has_block(el) -> bool:
-        return any(_local(d) in BLOCK_TAGS for d in el.iterdescendants() if isinstance(d.tag, str))
-
-    def walk(el, kind: str) -> None:
-        tag = _local(el)
-        if tag in SKIP_TAGS or not tag:
-            return
-        kind = _kind_for(el, kind)
-        if not has_block(el):
-            switch_if_anchored(el)
-            emit(inline_text(el), kind)
-            return
-        if el.get("id") in anchors:
-            switch_if_anchored(el)
-        buffer: list[str] = [el.text or ""]
-        for child in el:
-            if not isinstance(child.tag, str):
-                buffer.append(child.tail or "")
-                continue
-            if _local(child) in BLOCK_TAGS or _local(child) in SKIP_TAGS or has_block(child):
-                emit("".join(buffer), kind)
-                walk(child, kind)
-                buffer = [child.tail or ""]
-            else:
-                if anchors:
-                    before = len(segments)
-                    switch_if_anchored(child)
-                    if len(segments) != before and "".join(buffer).strip():
-                        # the anchor sits mid-paragraph: text before it belongs to the previous segment
-                        anchor_segment = segments.pop()
-                        emit("".join(buffer), kind)
-                        segments.append(anchor_segment)
-                        buffer = []
-                buffer.append(inline_text(child, with_tail=True))
-        emit("".join(buffer), kind)
-
-    walk(body, "text")
-    return [(anchor, paras) for anchor, paras in segments if paras]
-
-
-def _title_for(anchor: str, entries: list[tuple[str, str]], own: list[tuple[str, str]], path: str) -> str:
-    """The TOC title for this segment, else its first heading, else the file name."""
-    for entry_anchor, title in entries:
-        if entry_anchor == anchor:
-            return title
-    headings = [text for text, kind in own if kind == "heading"]
-    if headings:
-        return headings[0][:120]
-    return re.sub(r"\.(x?html?|xht)$", "", posixpath.basename(path), flags=re.IGNORECASE)
