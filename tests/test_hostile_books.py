@@ -32,23 +32,25 @@ def no_control_characters(book) -> bool:
 
 
 # ----------------------------------------------------------------------------- 12: spine repeats, text cap
-def test_spine_listing_one_chapter_200_times_reads_it_once(tmp_path):
+def test_spine_listing_one_chapter_200_times_is_refused(tmp_path):
     path = hb.spine_repeat_epub(tmp_path / "repeat.epub", repeats=200)
     assert path.stat().st_size < 5000
-    book = load_book(path)  # before: 200 chapters, 54,601,000 characters
-    assert len(book.chapters) == 1
-    assert sum(len(c.text) for c in book.chapters) < 300_000
-    assert any("spine lists a file more than once (199 repeated entries)" in w for w in book.warnings)
+    message = refused(path)  # before: 200 chapters, 54,601,000 characters
+    assert "refused: the spine lists 'OEBPS/c1.xhtml' 200 times (limit 4; possible amplification)" in message
 
 
-def test_spine_repeat_import_stores_the_text_once(cli, home, tmp_path):
+def test_spine_listing_a_file_a_few_times_reads_it_once(tmp_path):
+    path = hb.spine_repeat_epub(tmp_path / "repeat.epub", repeats=4)
+    book = load_book(path)  # before: 4 chapters, the same text 4 times
+    assert len(book.chapters) == 1 and sum(len(c.text) for c in book.chapters) < 300_000
+    assert any("spine lists a file more than once (3 repeated entries)" in w for w in book.warnings)
+
+
+def test_spine_repeat_import_is_exit_2_and_stores_nothing(cli, home, tmp_path):
     path = hb.spine_repeat_epub(tmp_path / "repeat.epub", repeats=400)
-    res = cli("books", "import", path, "--json")
-    assert res.code == 0, res.stderr
-    imported = res.json()["imported"][0]
-    shown = cli("books", "show", str(imported["book_id"]), "--json").json()
-    assert len(shown["chapters"]) == 1
-    assert (home / "bookreader.db").stat().st_size < 5 * 2**20  # before: 185 MB for 400 repeats
+    res = cli("books", "import", path, "--json")  # before: exit 0, 107 M characters, a 185 MB home
+    assert res.code == 2 and "possible amplification" in json.loads(res.stderr)["error"]
+    assert db_snapshot(home)["tables"].get("books", 0) == 0
 
 
 def test_text_budget_is_relative_to_the_file_size(tmp_path, monkeypatch):
@@ -170,6 +172,7 @@ def test_txt_no_code_page_reads_is_refused(tmp_path, build):
 
 # ----------------------------------------------------------------------------- the CLI contract
 REFUSED = {
+    "repeat.epub": (hb.spine_repeat_epub, "possible amplification"),
     "split.epub": (lambda p: hb.split_bomb_epub(p, 200), "possible zip bomb"),
     "split.fb2.zip": (lambda p: hb.split_bomb_fb2zip(p, 200), "possible zip bomb"),
     "drm.epub": (hb.adept_epub, "this EPUB is DRM-protected"),

@@ -21,7 +21,9 @@ How the pieces divide:
   itself chokes on.
 - A repeated spine entry: epub.js renders every entry, so a book's CFIs keep their spine positions; we
   store the file's text once, at its first position, which is where `cfi` aligns our chapters (an honest
-  book never repeats a spine file, so nothing changes for it).
+  book never repeats a spine file, so nothing changes for it). A file listed more than MAX_SPINE_REPEATS
+  times is an amplification attack (epub.js, and our CFI code with it, would lay its text out that many
+  times): refused.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ EPUB_MIMETYPE = b"application/epub+zip"
 XML_EXTENSIONS = (".xml", ".opf", ".ncx", ".xhtml", ".html", ".htm", ".xht", ".smil")
 XHTML_TYPES = ("application/xhtml+xml", "text/html", "application/x-dtbook+xml")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/svg+xml", "image/webp")
+
+MAX_SPINE_REPEATS = 4  # times one file may appear in the spine (a cover page repeated at the end is honest)
 
 
 # ------------------------------------------------------------------------------------------ the package
@@ -177,7 +181,7 @@ def _build_book(ebook, package: Package, label: str) -> Book:
     toc = _read_toc(ebook, package, full_path, warnings)
     encrypted = encrypted_paths(package.archive, warnings)
     spine_docs = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     repeats = 0
     for idref, _linear in ebook.spine:
         item = ebook.get_item_with_id(idref)
@@ -191,8 +195,14 @@ def _build_book(ebook, package: Package, label: str) -> Book:
             continue  # images or other non-text spine items
         if path in seen:
             repeats += 1
+            seen[path] += 1
+            if seen[path] > MAX_SPINE_REPEATS:
+                times = sum(1 for ref, _ in ebook.spine if (i := ebook.get_item_with_id(ref)) is not None
+                            and full_path(i) == path)
+                raise BadInput(f"{label}: refused: the spine lists {path!r} {times} times (limit "
+                               f"{MAX_SPINE_REPEATS}; possible amplification)")
             continue
-        seen.add(path)
+        seen[path] = 1
         spine_docs.append((path, item.content or b""))  # raw bytes: EpubHtml.get_content() rewrites them
     if repeats:
         warnings.append(f"spine lists a file more than once ({repeats} repeated entr{'y' if repeats == 1 else 'ies'}); "
