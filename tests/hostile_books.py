@@ -175,9 +175,7 @@ def russian_txt(path: Path, encoding: str) -> Path:
 
 def greek_cp1253_txt(path: Path) -> Path:
     """Greek in cp1253: read as KOI8-R it becomes plausible-looking capital Cyrillic; nothing fits."""
-    text = ("Η ελληνική γλώσσα είναι μία από τις ινδοευρωπαϊκές γλώσσες. Αποτελεί το μοναδικό μέλος ενός "
-            "ανεξάρτητου κλάδου της ινδοευρωπαϊκής οικογένειας γλωσσών.\n") * 20
-    path.write_bytes(text.encode("cp1253"))
+    path.write_bytes(GREEK.encode("cp1253"))
     return path
 
 
@@ -187,3 +185,17 @@ def high_byte_noise_txt(path: Path) -> Path:
     path.write_bytes(bytes(rng.randrange(0x80, 0x100) if rng.random() < 0.6 else rng.choice(b"ab \n")
                            for _ in range(6000)))
     return path
+
+
+def fb2_declared_utf8(path: Path, encoding: str, text: str = RUSSIAN_PROSE) -> Path:
+    """An FB2 that declares UTF-8 but is written in `encoding` (as old converters did)."""
+    paragraphs = "".join(f"<p>{line}</p>" for line in text.splitlines() if line.strip())
+    fb2 = ('<?xml version="1.0" encoding="utf-8"?>\n<FictionBook xmlns="http://www.gribuser.ru/xml/fictionbook/2.0">'
+           "<description><title-info><book-title>Kashtanka</book-title><lang>ru</lang></title-info></description>"
+           f"<body><section><title><p>I</p></title>{paragraphs}</section></body></FictionBook>")
+    path.write_bytes(fb2.encode(encoding))
+    return path
+
+
+GREEK = ("Η ελληνική γλώσσα είναι μία από τις ινδοευρωπαϊκές γλώσσες. Αποτελεί το μοναδικό μέλος ενός "
+         "ανεξάρτητου κλάδου της ινδοευρωπαϊκής οικογένειας γλωσσών.\n") * 20

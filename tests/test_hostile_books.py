@@ -170,6 +170,18 @@ def test_txt_no_code_page_reads_is_refused(tmp_path, build):
     assert "cannot tell the text's encoding" in message
 
 
+@pytest.mark.parametrize("encoding", ["cp1251", "koi8-r", "cp866"])
+def test_fb2_declaring_utf8_but_in_a_cyrillic_code_page(tmp_path, encoding):
+    book = load_book(hb.fb2_declared_utf8(tmp_path / "k.fb2", encoding))
+    assert "Молодая рыжая собака" in book.chapters[0].text  # before: koi8-r/cp866 read as cp1251 junk
+    assert f"declared UTF-8 but is not; read as {encoding}" in book.warnings
+
+
+def test_fb2_declaring_utf8_that_no_code_page_reads_is_refused(tmp_path):
+    path = hb.fb2_declared_utf8(tmp_path / "g.fb2", "cp1253", text=hb.GREEK)
+    assert "no single-byte code page reads it" in refused(path)
+
+
 # ----------------------------------------------------------------------------- the CLI contract
 REFUSED = {
     "repeat.epub": (hb.spine_repeat_epub, "possible amplification"),

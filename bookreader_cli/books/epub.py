@@ -197,10 +197,8 @@ def _build_book(ebook, package: Package, label: str) -> Book:
             repeats += 1
             seen[path] += 1
             if seen[path] > MAX_SPINE_REPEATS:
-                times = sum(1 for ref, _ in ebook.spine if (i := ebook.get_item_with_id(ref)) is not None
-                            and full_path(i) == path)
-                raise BadInput(f"{label}: refused: the spine lists {path!r} {times} times (limit "
-                               f"{MAX_SPINE_REPEATS}; possible amplification)")
+                raise BadInput(f"{label}: refused: the spine lists {path!r} {_spine_count(ebook, path, full_path)} "
+                               f"times (limit {MAX_SPINE_REPEATS}; possible amplification)")
             continue
         seen[path] = 1
         spine_docs.append((path, item.content or b""))  # raw bytes: EpubHtml.get_content() rewrites them
@@ -255,6 +253,12 @@ def _build_book(ebook, package: Package, label: str) -> Book:
     book.cover, book.cover_media_type = _cover(ebook, package.cover_id)
     book.warnings = warnings
     return book
+
+
+def _spine_count(ebook, path: str, full_path) -> int:
+    """How many spine entries name the file at `path`."""
+    items = (ebook.get_item_with_id(idref) for idref, _linear in ebook.spine)
+    return sum(1 for item in items if item is not None and full_path(item) == path)
 
 
 def _metadata(ebook, book: Book) -> None:
