@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 
 from conftest import SAMPLES
 
@@ -47,3 +48,22 @@ def test_cfi_resolve_of_a_missing_step_is_exit_2(cli, home):
         assert res.code == 2, (cfi, res.stdout)  # before: exit 0, offset 0 of the chapter
         error = json.loads(res.stderr)["error"]
         assert "does not exist" in error and "\n" not in error
+
+
+
+def test_a_decimal_ref_that_is_an_id_and_another_books_sha_prefix_is_ambiguous(cli, home, tmp_path):
+    first = tmp_path / "decimal.txt"
+    first.write_bytes(decimal_sha_text())
+    sha = hashlib.sha256(first.read_bytes()).hexdigest()
+    other = tmp_path / "other.txt"
+    other.write_text("Глава первая\n\nДругая книга.\n", encoding="utf-8")
+    assert cli("books", "import", first, other).code == 0
+    # give the second book the id that the first one's sha256 starts with (a store of 10 M+ books)
+    conn = sqlite3.connect(home / "bookreader.db")
+    with conn:
+        conn.execute("UPDATE chapters SET book_id = ? WHERE book_id = 2", [int(sha[:8])])
+        conn.execute("UPDATE books SET id = ? WHERE id = 2", [int(sha[:8])])
+    conn.close()
+    res = cli("books", "show", sha[:8])
+    assert res.code == 2 and "ambiguous: 2 books match" in res.stderr
+    assert cli("books", "show", sha[:10], "--json").json()["id"] == 1
