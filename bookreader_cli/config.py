@@ -103,6 +103,8 @@ class Settings:
     health: HealthSettings = field(default_factory=HealthSettings)
     cleanup_days: int = 30
     runs_keep_days: int = 90  # `cleanup` deletes finished task runs older than this
+    # where each value that is not a default came from ("config file …" or the variable), for error lines
+    sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def db_path(self) -> Path:
@@ -126,6 +128,7 @@ class Settings:
 
     def as_dict(self) -> dict:
         d = asdict(self)
+        d.pop("sources")
         for section, cls in _SECTIONS.items():  # derived fields are not settings
             for f in fields(cls):
                 if f.metadata.get("derived"):
@@ -166,7 +169,7 @@ def load_settings(home: str | Path | None = None, environ: dict | None = None) -
     elif env.get("BOOKREADER_CONFIG"):
         raise BadInput(f"config file {cfg_path} does not exist")
     settings = Settings(home=home_path, config_file=cfg_path if cfg_path.exists() else None)
-    origins: dict[str, str] = {}  # setting -> where its value came from, for error messages
+    origins = settings.sources
     for section, cls in _SECTIONS.items():
         group = getattr(settings, section)
         values = data.get(section, {})
@@ -189,7 +192,7 @@ def load_settings(home: str | Path | None = None, environ: dict | None = None) -
             origins[key] = f"config file {cfg_path}"
     settings.nlp.models_dir = str(settings.models_dir)
     _check_home(home_path)
-    _check_ranges(settings, origins)
+    _check_ranges(settings)
     return settings
 
 
@@ -207,21 +210,14 @@ def _check_home(home: Path) -> None:
         return
 
 
-def _check_ranges(settings: Settings, origins: dict[str, str]) -> None:
-    """One BadInput line for the first setting outside its range (values that parse but make no sense)."""
-    from bookreader_cli.nlp.engine import MODES
-    from bookreader_cli.nlp.processors import names
+def _check_ranges(settings: Settings) -> None:
+    """One BadInput line for the first setting outside its range (values that parse but make no sense).
 
+    Names (NLP mode, processors) are checked by the engine that defines them: nlp.engine.check_settings,
+    which every job's Context runs."""
     nlp, img, cel, hl = settings.nlp, settings.images, settings.celery, settings.health
-    known = names()
-    unknown = [p for p in nlp.processors if p not in known]
-    unknown_weights = [p for p in nlp.weights if p not in known]
     checks: list[tuple[bool, str, object, str]] = [
-        (nlp.mode in MODES, "nlp.mode", nlp.mode, f"one of {', '.join(MODES)}"),
-        (bool(nlp.processors) and not unknown, "nlp.processors", nlp.processors,
-         f"a non-empty list of {', '.join(known)}" + (f" (unknown: {', '.join(unknown)})" if unknown else "")),
-        (not unknown_weights and all(w >= 0 for w in nlp.weights.values()), "nlp.weights", nlp.weights,
-         f"weights >= 0 for {', '.join(known)}"),
+        (all(w >= 0 for w in nlp.weights.values()), "nlp.weights", nlp.weights, "weights >= 0"),
         (0.0 <= nlp.threshold <= 1.0, "nlp.threshold", nlp.threshold, "a share between 0 and 1"),
         (nlp.workers >= 1, "nlp.workers", nlp.workers, "at least 1"),
         (nlp.max_description_chars >= 1, "nlp.max_description_chars", nlp.max_description_chars, "at least 1"),
@@ -255,8 +251,14 @@ def _check_ranges(settings: Settings, origins: dict[str, str]) -> None:
     ]
     for ok, name, value, expected in checks:
         if not ok:
-            source = next((origins[key] for key in (name, *_RELATED.get(name, ())) if key in origins), "default")
-            raise BadInput(f"setting {name} = {value!r} (from {source}): expected {expected}")
+            raise setting_error(settings, name, value, expected)
+
+
+def setting_error(settings: Settings, name: str, value: object, expected: str) -> BadInput:
+    """The one line for a setting outside its range, naming where the value came from."""
+    source = next((settings.sources[key] for key in (name, *_RELATED.get(name, ())) if key in settings.sources),
+                  "default")
+    return BadInput(f"setting {name} = {value!r} (from {source}): expected {expected}")
 
 
 # A check that compares two settings may fail because of the other one.

@@ -9,14 +9,12 @@ import pytest
 
 from bookreader_cli.config import load_settings
 from bookreader_cli.errors import BadInput
+from bookreader_cli.jobs.context import Context
 
 
 @pytest.mark.parametrize("toml,expect", [
     ("[nlp]\nthreshold = 5\n", "setting nlp.threshold = 5.0 (from config file"),
     ("[nlp]\nworkers = 0\n", "setting nlp.workers = 0"),
-    ('[nlp]\nprocessors = ["spacy", "bert"]\n', "unknown: bert"),
-    ("[nlp]\nprocessors = []\n", "setting nlp.processors = []"),
-    ('[nlp]\nmode = "fastest"\n', "setting nlp.mode = 'fastest'"),
     ("[nlp.weights]\nspacy = -1.0\n", "setting nlp.weights"),
     ("[cache]\nttl_seconds = -5\n", "setting cache.ttl_seconds = -5"),
     ("[cfi]\ncount = 0\n", "setting cfi.count = 0"),
@@ -30,6 +28,20 @@ def test_out_of_range_config_values_are_refused(tmp_path, toml, expect):
     (tmp_path / "config.toml").write_text(toml)
     with pytest.raises(BadInput) as info:
         load_settings(tmp_path, environ={})
+    assert expect in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("toml,expect", [
+    ('[nlp]\nprocessors = ["spacy", "bert"]\n', "unknown: bert"),
+    ("[nlp]\nprocessors = []\n", "setting nlp.processors = []"),
+    ('[nlp]\nmode = "fastest"\n', "setting nlp.mode = 'fastest' (from config file"),
+    ("[nlp.weights]\nbert = 1.0\n", "setting nlp.weights"),
+])
+def test_unknown_nlp_names_are_refused_by_every_job_context(tmp_path, toml, expect):
+    (tmp_path / "config.toml").write_text(toml)
+    settings = load_settings(tmp_path, environ={})  # config.py knows no processor names (a lower layer)
+    with pytest.raises(BadInput) as info:
+        Context(settings)
     assert expect in str(info.value) and "\n" not in str(info.value)
 
 

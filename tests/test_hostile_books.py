@@ -11,8 +11,9 @@ import pytest
 
 import hostile_books as hb
 from bookreader_cli.books import load_book, safety
-from bookreader_cli.books.cfi import generate_locations, parse_cfi
-from bookreader_cli.books.cfi_text import ChapterMap
+from bookreader_cli.epubcfi.grammar import parse_cfi
+from bookreader_cli.epubcfi.locations import generate_locations
+from bookreader_cli.epubcfi.align import ChapterMap
 from bookreader_cli.books.txt import decode_text
 from bookreader_cli.errors import BadInput
 from conftest import db_snapshot

@@ -197,7 +197,7 @@ def _build_book(ebook, package: Package, label: str) -> Book:
             repeats += 1
             seen[path] += 1
             if seen[path] > MAX_SPINE_REPEATS:
-                raise BadInput(f"{label}: refused: the spine lists {path!r} {_spine_count(ebook, path, full_path)} "
+                raise UnreadableBook(f"{label}: refused: the spine lists {path!r} {_spine_count(ebook, path, full_path)} "
                                f"times (limit {MAX_SPINE_REPEATS}; possible amplification)")
             continue
         seen[path] = 1
