@@ -243,8 +243,7 @@ def _check_ranges(settings: Settings) -> None:
         (cel.visibility_timeout >= 1, "celery.visibility_timeout", cel.visibility_timeout, "at least 1 second"),
         (cel.max_redeliveries >= 0, "celery.max_redeliveries", cel.max_redeliveries, ">= 0"),
         (hl.disk_unhealthy_mb >= 0, "health.disk_unhealthy_mb", hl.disk_unhealthy_mb, ">= 0"),
-        (hl.disk_degraded_mb >= hl.disk_unhealthy_mb, "health.disk_degraded_mb", hl.disk_degraded_mb,
-         ">= health.disk_unhealthy_mb"),
+        (hl.disk_degraded_mb >= 0, "health.disk_degraded_mb", hl.disk_degraded_mb, ">= 0"),
         (hl.network_timeout > 0, "health.network_timeout", hl.network_timeout, "> 0 seconds"),
         (settings.cleanup_days >= 0, "cleanup_days", settings.cleanup_days, ">= 0"),
         (settings.runs_keep_days >= 0, "runs_keep_days", settings.runs_keep_days, ">= 0"),
@@ -264,7 +263,7 @@ def setting_error(settings: Settings, name: str, value: object, expected: str) -
 # A check that compares two settings may fail because of the other one.
 _RELATED = {"images.min_px": ("images.max_px",), "images.width": ("images.min_px", "images.max_px"),
             "images.height": ("images.min_px", "images.max_px"), "images.backoff_max": ("images.backoff_base",),
-            "celery.time_limit": ("celery.soft_time_limit",), "health.disk_degraded_mb": ("health.disk_unhealthy_mb",)}
+            "celery.time_limit": ("celery.soft_time_limit",)}
 
 
 def _keys(cls) -> list:

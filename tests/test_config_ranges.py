@@ -21,7 +21,7 @@ from bookreader_cli.jobs.context import Context
     ("[images]\nwidth = 100000\n", "setting images.width = 100000"),
     ("[images]\nconcurrency = 0\n", "setting images.concurrency = 0"),
     ("[celery]\ntime_limit = 10\nsoft_time_limit = 20\n", "setting celery.time_limit = 10"),
-    ("[health]\ndisk_degraded_mb = 10\ndisk_unhealthy_mb = 100\n", "setting health.disk_degraded_mb = 10"),
+    ("[health]\ndisk_degraded_mb = -10\n", "setting health.disk_degraded_mb = -10"),
     ("runs_keep_days = -1\n", "setting runs_keep_days = -1"),
 ])
 def test_out_of_range_config_values_are_refused(tmp_path, toml, expect):
