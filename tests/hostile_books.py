@@ -14,8 +14,10 @@ from pathlib import Path
 CONTAINER = """<?xml version="1.0"?>
 <container xmlns="urn:oasis:names:tc:opendocument:xmlns:container" version="1.0"><rootfiles>
 <rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>"""
-XHTML_HEAD = ('<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><head>'
-              "<title>t</title></head><body>")
+XHTML_HEAD = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><head>'
+    "<title>t</title></head><body>"
+)
 XHTML_TAIL = "</body></html>"
 SENTENCE = "Тёмный лес стоял у самой реки, и ветер гнал по воде мелкую рябь. "
 ADEPT_ALGORITHM = "http://www.w3.org/2001/04/xmlenc#aes128-cbc"
@@ -64,8 +66,13 @@ def write_zip(path: Path, members: dict[str, bytes | str], level: int = 9) -> Pa
     return path
 
 
-def epub(path: Path, chapters: dict[str, bytes | str], spine: list[str] | None = None,
-         extra: dict[str, bytes | str] | None = None, extra_manifest: str = "") -> Path:
+def epub(
+    path: Path,
+    chapters: dict[str, bytes | str],
+    spine: list[str] | None = None,
+    extra: dict[str, bytes | str] | None = None,
+    extra_manifest: str = "",
+) -> Path:
     """An EPUB whose chapters are {file name under OEBPS/: content}; spine defaults to each chapter once."""
     ids = {name: f"c{n}" for n, name in enumerate(chapters, 1)}
     items = [(ids[name], name, "application/xhtml+xml") for name in chapters]
@@ -102,9 +109,11 @@ def split_bomb_epub(path: Path, count: int = 200) -> Path:
 
 def split_bomb_fb2zip(path: Path, count: int = 200) -> Path:
     """A real .fb2 plus `count` 1 MiB members beside it, in one small zip."""
-    fb2 = ('<?xml version="1.0" encoding="utf-8"?>\n<FictionBook xmlns="http://www.gribuser.ru/xml/fictionbook/2.0">'
-           "<description><title-info><book-title>Книга</book-title><lang>ru</lang></title-info></description>"
-           f"<body><section><title><p>Глава</p></title><p>{SENTENCE}</p></section></body></FictionBook>")
+    fb2 = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<FictionBook xmlns="http://www.gribuser.ru/xml/fictionbook/2.0">'
+        "<description><title-info><book-title>Книга</book-title><lang>ru</lang></title-info></description>"
+        f"<body><section><title><p>Глава</p></title><p>{SENTENCE}</p></section></body></FictionBook>"
+    )
     members: dict[str, bytes | str] = {"book.fb2": fb2}
     members.update({f"pad/{name}": data for name, data in split_bomb_members(count).items()})
     return write_zip(path, members)
@@ -127,12 +136,16 @@ def encryption_xml(entries: list[tuple[str, str]]) -> str:
         f'<enc:CipherData><enc:CipherReference URI="{uri}"/></enc:CipherData></enc:EncryptedData>'
         for uri, algorithm in entries
     )
-    return ('<?xml version="1.0"?>\n<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
-            f'xmlns:enc="http://www.w3.org/2001/04/xmlenc#">{datas}</encryption>')
+    return (
+        '<?xml version="1.0"?>\n<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+        f'xmlns:enc="http://www.w3.org/2001/04/xmlenc#">{datas}</encryption>'
+    )
 
 
-RIGHTS_XML = ('<?xml version="1.0"?>\n<adept:rights xmlns:adept="http://ns.adobe.com/adept"><adept:licenseToken>'
-              "<adept:user>urn:uuid:00000000-0000-4000-8000-000000000001</adept:user></adept:licenseToken></adept:rights>")
+RIGHTS_XML = (
+    '<?xml version="1.0"?>\n<adept:rights xmlns:adept="http://ns.adobe.com/adept"><adept:licenseToken>'
+    "<adept:user>urn:uuid:00000000-0000-4000-8000-000000000001</adept:user></adept:licenseToken></adept:rights>"
+)
 
 
 def adept_epub(path: Path, encrypted: int = 3, chapters: int = 3) -> Path:
@@ -142,20 +155,30 @@ def adept_epub(path: Path, encrypted: int = 3, chapters: int = 3) -> Path:
     for n, (name, text) in enumerate(plain.items()):
         content[name] = _ciphertext(text, n) if n < encrypted else text
     entries = [(f"OEBPS/{name}", ADEPT_ALGORITHM) for name in list(plain)[:encrypted]]
-    return epub(path, content, extra={"META-INF/encryption.xml": encryption_xml(entries),
-                                      "META-INF/rights.xml": RIGHTS_XML})
+    return epub(
+        path, content, extra={"META-INF/encryption.xml": encryption_xml(entries), "META-INF/rights.xml": RIGHTS_XML}
+    )
 
 
 def obfuscated_fonts_epub(path: Path) -> Path:
     """Readable chapters plus two fonts obfuscated by the IDPF and Adobe algorithms (not DRM)."""
     fonts = {"OEBPS/fonts/a.otf": _ciphertext("x" * 4000, 7), "OEBPS/fonts/b.ttf": _ciphertext("x" * 4000, 8)}
-    manifest = ('<item id="fa" href="fonts/a.otf" media-type="font/otf"/>'
-                '<item id="fb" href="fonts/b.ttf" media-type="font/ttf"/>')
-    extra: dict[str, bytes | str] = {"META-INF/encryption.xml": encryption_xml(
-        [("OEBPS/fonts/a.otf", IDPF_OBFUSCATION), ("OEBPS/fonts/b.ttf", ADOBE_OBFUSCATION)])}
+    manifest = (
+        '<item id="fa" href="fonts/a.otf" media-type="font/otf"/>'
+        '<item id="fb" href="fonts/b.ttf" media-type="font/ttf"/>'
+    )
+    extra: dict[str, bytes | str] = {
+        "META-INF/encryption.xml": encryption_xml(
+            [("OEBPS/fonts/a.otf", IDPF_OBFUSCATION), ("OEBPS/fonts/b.ttf", ADOBE_OBFUSCATION)]
+        )
+    }
     extra.update(fonts)
-    return epub(path, {"c1.xhtml": chapter_xhtml(SENTENCE, 5), "c2.xhtml": chapter_xhtml(SENTENCE, 3)},
-                extra=extra, extra_manifest=manifest)
+    return epub(
+        path,
+        {"c1.xhtml": chapter_xhtml(SENTENCE, 5), "c2.xhtml": chapter_xhtml(SENTENCE, 3)},
+        extra=extra,
+        extra_manifest=manifest,
+    )
 
 
 def binary_chapter_epub(path: Path, readable: bool = True) -> Path:
@@ -163,8 +186,14 @@ def binary_chapter_epub(path: Path, readable: bool = True) -> Path:
     garbage = _ciphertext(SENTENCE * 30, 11)
     if not readable:
         return epub(path, {"c1.xhtml": garbage})
-    return epub(path, {"c1.xhtml": chapter_xhtml("Первая глава. " + SENTENCE, 3), "c2.xhtml": garbage,
-                       "c3.xhtml": chapter_xhtml("Третья глава. " + SENTENCE, 3)})
+    return epub(
+        path,
+        {
+            "c1.xhtml": chapter_xhtml("Первая глава. " + SENTENCE, 3),
+            "c2.xhtml": garbage,
+            "c3.xhtml": chapter_xhtml("Третья глава. " + SENTENCE, 3),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------- item 18
@@ -182,20 +211,25 @@ def greek_cp1253_txt(path: Path) -> Path:
 def high_byte_noise_txt(path: Path) -> Path:
     """Printable but meaningless: random high bytes among ASCII spaces and letters (passes the text sniff)."""
     rng = random.Random(5)
-    path.write_bytes(bytes(rng.randrange(0x80, 0x100) if rng.random() < 0.6 else rng.choice(b"ab \n")
-                           for _ in range(6000)))
+    path.write_bytes(
+        bytes(rng.randrange(0x80, 0x100) if rng.random() < 0.6 else rng.choice(b"ab \n") for _ in range(6000))
+    )
     return path
 
 
 def fb2_declared_utf8(path: Path, encoding: str, text: str = RUSSIAN_PROSE) -> Path:
     """An FB2 that declares UTF-8 but is written in `encoding` (as old converters did)."""
     paragraphs = "".join(f"<p>{line}</p>" for line in text.splitlines() if line.strip())
-    fb2 = ('<?xml version="1.0" encoding="utf-8"?>\n<FictionBook xmlns="http://www.gribuser.ru/xml/fictionbook/2.0">'
-           "<description><title-info><book-title>Kashtanka</book-title><lang>ru</lang></title-info></description>"
-           f"<body><section><title><p>I</p></title>{paragraphs}</section></body></FictionBook>")
+    fb2 = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<FictionBook xmlns="http://www.gribuser.ru/xml/fictionbook/2.0">'
+        "<description><title-info><book-title>Kashtanka</book-title><lang>ru</lang></title-info></description>"
+        f"<body><section><title><p>I</p></title>{paragraphs}</section></body></FictionBook>"
+    )
     path.write_bytes(fb2.encode(encoding))
     return path
 
 
-GREEK = ("Η ελληνική γλώσσα είναι μία από τις ινδοευρωπαϊκές γλώσσες. Αποτελεί το μοναδικό μέλος ενός "
-         "ανεξάρτητου κλάδου της ινδοευρωπαϊκής οικογένειας γλωσσών.\n") * 20
+GREEK = (
+    "Η ελληνική γλώσσα είναι μία από τις ινδοευρωπαϊκές γλώσσες. Αποτελεί το μοναδικό μέλος ενός "
+    "ανεξάρτητου κλάδου της ινδοευρωπαϊκής οικογένειας γλωσσών.\n"
+) * 20

@@ -12,18 +12,21 @@ from bookreader_cli.errors import BadInput
 from bookreader_cli.jobs.context import Context
 
 
-@pytest.mark.parametrize("toml,expect", [
-    ("[nlp]\nthreshold = 5\n", "setting nlp.threshold = 5.0 (from config file"),
-    ("[nlp]\nworkers = 0\n", "setting nlp.workers = 0"),
-    ("[nlp.weights]\nspacy = -1.0\n", "setting nlp.weights"),
-    ("[cache]\nttl_seconds = -5\n", "setting cache.ttl_seconds = -5"),
-    ("[cfi]\ncount = 0\n", "setting cfi.count = 0"),
-    ("[images]\nwidth = 100000\n", "setting images.width = 100000"),
-    ("[images]\nconcurrency = 0\n", "setting images.concurrency = 0"),
-    ("[celery]\ntime_limit = 10\nsoft_time_limit = 20\n", "setting celery.time_limit = 10"),
-    ("[health]\ndisk_degraded_mb = -10\n", "setting health.disk_degraded_mb = -10"),
-    ("runs_keep_days = -1\n", "setting runs_keep_days = -1"),
-])
+@pytest.mark.parametrize(
+    "toml,expect",
+    [
+        ("[nlp]\nthreshold = 5\n", "setting nlp.threshold = 5.0 (from config file"),
+        ("[nlp]\nworkers = 0\n", "setting nlp.workers = 0"),
+        ("[nlp.weights]\nspacy = -1.0\n", "setting nlp.weights"),
+        ("[cache]\nttl_seconds = -5\n", "setting cache.ttl_seconds = -5"),
+        ("[cfi]\ncount = 0\n", "setting cfi.count = 0"),
+        ("[images]\nwidth = 100000\n", "setting images.width = 100000"),
+        ("[images]\nconcurrency = 0\n", "setting images.concurrency = 0"),
+        ("[celery]\ntime_limit = 10\nsoft_time_limit = 20\n", "setting celery.time_limit = 10"),
+        ("[health]\ndisk_degraded_mb = -10\n", "setting health.disk_degraded_mb = -10"),
+        ("runs_keep_days = -1\n", "setting runs_keep_days = -1"),
+    ],
+)
 def test_out_of_range_config_values_are_refused(tmp_path, toml, expect):
     (tmp_path / "config.toml").write_text(toml)
     with pytest.raises(BadInput) as info:
@@ -31,12 +34,15 @@ def test_out_of_range_config_values_are_refused(tmp_path, toml, expect):
     assert expect in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("toml,expect", [
-    ('[nlp]\nprocessors = ["spacy", "bert"]\n', "unknown: bert"),
-    ("[nlp]\nprocessors = []\n", "setting nlp.processors = []"),
-    ('[nlp]\nmode = "fastest"\n', "setting nlp.mode = 'fastest' (from config file"),
-    ("[nlp.weights]\nbert = 1.0\n", "setting nlp.weights"),
-])
+@pytest.mark.parametrize(
+    "toml,expect",
+    [
+        ('[nlp]\nprocessors = ["spacy", "bert"]\n', "unknown: bert"),
+        ("[nlp]\nprocessors = []\n", "setting nlp.processors = []"),
+        ('[nlp]\nmode = "fastest"\n', "setting nlp.mode = 'fastest' (from config file"),
+        ("[nlp.weights]\nbert = 1.0\n", "setting nlp.weights"),
+    ],
+)
 def test_unknown_nlp_names_are_refused_by_every_job_context(tmp_path, toml, expect):
     (tmp_path / "config.toml").write_text(toml)
     settings = load_settings(tmp_path, environ={})  # config.py knows no processor names (a lower layer)
@@ -59,8 +65,15 @@ def test_defaults_and_edge_values_pass(tmp_path):
     assert settings.nlp.threshold == 1.0 and settings.nlp.workers == 1
 
 
-@pytest.mark.parametrize("env", [{"BOOKREADER_NLP_THRESHOLD": "5"}, {"BOOKREADER_CACHE_TTL_SECONDS": "-5"},
-                                 {"BOOKREADER_NLP_PROCESSORS": "spacy,bert"}, {"BOOKREADER_NLP_WORKERS": "0"}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"BOOKREADER_NLP_THRESHOLD": "5"},
+        {"BOOKREADER_CACHE_TTL_SECONDS": "-5"},
+        {"BOOKREADER_NLP_PROCESSORS": "spacy,bert"},
+        {"BOOKREADER_NLP_WORKERS": "0"},
+    ],
+)
 def test_cli_bad_setting_is_exit_2_one_line_and_home_untouched(cli, home, env):
     res = cli("books", "list", env=env)
     assert res.code == 2 and res.stdout == ""

@@ -7,17 +7,17 @@ import json
 import unicodedata
 import zipfile
 
-import pytest
-
 import hostile_books as hb
-from bookreader_cli.books import load_book, safety
-from bookreader_cli.epubcfi.grammar import parse_cfi
-from bookreader_cli.epubcfi.locations import generate_locations
-from bookreader_cli.epubcfi.align import ChapterMap
-from bookreader_cli.books.txt import decode_text
-from bookreader_cli.errors import BadInput
+import pytest
 from conftest import db_snapshot
 from epubjs_helper import needs_epubjs, run_epubjs_batch
+
+from bookreader_cli.books import load_book, safety
+from bookreader_cli.books.txt import decode_text
+from bookreader_cli.epubcfi.align import ChapterMap
+from bookreader_cli.epubcfi.grammar import parse_cfi
+from bookreader_cli.epubcfi.locations import generate_locations
+from bookreader_cli.errors import BadInput
 
 
 def refused(path) -> str:
@@ -130,10 +130,15 @@ def test_obfuscated_fonts_alone_are_fine(tmp_path):
 
 
 def test_encrypted_image_only_warns(tmp_path):
-    path = hb.epub(tmp_path / "img.epub", {"c1.xhtml": hb.chapter_xhtml(hb.SENTENCE)},
-                   extra={"META-INF/encryption.xml": hb.encryption_xml([("OEBPS/i.png", hb.ADEPT_ALGORITHM)]),
-                          "OEBPS/i.png": b"\x00" * 64},
-                   extra_manifest='<item id="i" href="i.png" media-type="image/png"/>')
+    path = hb.epub(
+        tmp_path / "img.epub",
+        {"c1.xhtml": hb.chapter_xhtml(hb.SENTENCE)},
+        extra={
+            "META-INF/encryption.xml": hb.encryption_xml([("OEBPS/i.png", hb.ADEPT_ALGORITHM)]),
+            "OEBPS/i.png": b"\x00" * 64,
+        },
+        extra_manifest='<item id="i" href="i.png" media-type="image/png"/>',
+    )
     book = load_book(path)
     assert book.chapters and any("non-text resource(s) are encrypted" in w for w in book.warnings)
 
@@ -215,17 +220,23 @@ def test_cli_refuses_with_exit_2_one_line_and_changes_nothing(cli, home, tmp_pat
 def test_repeated_spine_cfis_match_epubjs(tmp_path):
     """epub.js renders every spine entry: locations still cover each repeat, and our once-read chapter's
     range CFIs point into its first occurrence and resolve in epub.js to exactly our text."""
-    path = hb.epub(tmp_path / "rep.epub", {"c1.xhtml": hb.chapter_xhtml("Первая глава. " + hb.SENTENCE, 4),
-                                           "c2.xhtml": hb.chapter_xhtml("Вторая глава. " + hb.SENTENCE, 4)},
-                   spine=["c1", "c2", "c1", "c1"])
+    path = hb.epub(
+        tmp_path / "rep.epub",
+        {
+            "c1.xhtml": hb.chapter_xhtml("Первая глава. " + hb.SENTENCE, 4),
+            "c2.xhtml": hb.chapter_xhtml("Вторая глава. " + hb.SENTENCE, 4),
+        },
+        spine=["c1", "c2", "c1", "c1"],
+    )
     chapters = load_book(path).chapters
     assert len(chapters) == 2
     mapping = ChapterMap(path, chapters)
     spans = [(0, 0, 40), (0, 50, 200), (1, 10, 120), (1, 100, len(chapters[1].text))]
     cfis = [mapping.range_cfi(index, start, end) for index, start, end in spans]
     assert [parse_cfi(c).spine_pos for c in cfis] == [0, 0, 1, 1]
-    locations, ranges = run_epubjs_batch([{"epub": str(path), "chars": 150, "pause": 0},
-                                          {"epub": str(path), "ranges": cfis}], processes=1)
+    locations, ranges = run_epubjs_batch(
+        [{"epub": str(path), "chars": 150, "pause": 0}, {"epub": str(path), "ranges": cfis}], processes=1
+    )
     assert generate_locations(path, 150) == locations["locations"]
     assert parse_cfi(locations["locations"][-1]).spine_pos == 3
     for (index, start, end), got in zip(spans, ranges["ranges"]):

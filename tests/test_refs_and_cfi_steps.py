@@ -16,7 +16,7 @@ def decimal_sha_text() -> bytes:
     """A small TXT whose sha256 starts with 8 decimal digits (about 1 file in 43 does)."""
     n = 0
     while True:
-        data = f"Глава первая\n\nТекст книги, вариант {n}.\n".encode("utf-8")
+        data = f"Глава первая\n\nТекст книги, вариант {n}.\n".encode()
         if hashlib.sha256(data).hexdigest()[:8].isdigit():
             return data
         n += 1
@@ -38,17 +38,24 @@ def test_all_decimal_sha_prefix_is_tried_as_a_prefix_too(cli, home, tmp_path):
 
 def test_cfi_resolve_of_a_missing_step_is_exit_2(cli, home):
     assert cli("books", "import", RU_EPUB).code == 0
-    for cfi in ("epubcfi(/6/4!/4/2/1:0)", "epubcfi(/6/4!/4/2/4/1:3)", "epubcfi(/6/4!/4/2/4/3:0)",
-                "epubcfi(/6/4!/4/2/4)"):
+    for cfi in (
+        "epubcfi(/6/4!/4/2/1:0)",
+        "epubcfi(/6/4!/4/2/4/1:3)",
+        "epubcfi(/6/4!/4/2/4/3:0)",
+        "epubcfi(/6/4!/4/2/4)",
+    ):
         res = cli("cfi", "resolve", "1", cfi, "--json")
         assert res.code == 0, (cfi, res.stderr)
-    for cfi in ("epubcfi(/6/4!/4/2/998/1:0)", "epubcfi(/6/4!/4/98/1:0)", "epubcfi(/6/4!/4/2/99:0)",
-                "epubcfi(/6/4!/4/2/4/2/2/1:0)"):
+    for cfi in (
+        "epubcfi(/6/4!/4/2/998/1:0)",
+        "epubcfi(/6/4!/4/98/1:0)",
+        "epubcfi(/6/4!/4/2/99:0)",
+        "epubcfi(/6/4!/4/2/4/2/2/1:0)",
+    ):
         res = cli("cfi", "resolve", "1", cfi, "--json")
         assert res.code == 2, (cfi, res.stdout)  # before: exit 0, offset 0 of the chapter
         error = json.loads(res.stderr)["error"]
         assert "does not exist" in error and "\n" not in error
-
 
 
 def test_a_decimal_ref_that_is_an_id_and_another_books_sha_prefix_is_ambiguous(cli, home, tmp_path):

@@ -55,5 +55,7 @@ def drm_refusal(label: str, spine_paths: list[str], encrypted: dict[str, str]) -
         return ""
     algorithm = lowered[hit[0].lower()]
     share = "all" if len(hit) == len(spine_paths) else f"{len(hit)} of {len(spine_paths)}"
-    return (f"{label}: this EPUB is DRM-protected ({share} content documents encrypted with {algorithm}); "
-            "import a DRM-free copy of the book")
+    return (
+        f"{label}: this EPUB is DRM-protected ({share} content documents encrypted with {algorithm}); "
+        "import a DRM-free copy of the book"
+    )

@@ -36,8 +36,8 @@ from urllib.parse import unquote
 from lxml import etree
 
 from ..errors import BadInput, UnreadableBook
-from .model import Book, Chapter
 from .drm import drm_refusal, encrypted_paths
+from .model import Book, Chapter
 from .safety import SafeZip, TextBudget, open_zip, parse_xml, refuse_declared_entities
 from .txt import binary_reason
 from .xhtml import OPS_NS, clean_text, local_name, parse_xhtml, split_segments, title_for

@@ -245,7 +245,7 @@ def _step(index: int, element_id: str | None) -> str:
 
 def element_path(steps: tuple[str, ...]) -> tuple[int, ...]:
     """("4", "2[id]") -> (1, 0): the child element indexes CFI element steps name."""
-    return tuple(int(re.match(r"\d+", step).group(0)) // 2 - 1 for step in steps)
+    return tuple(int(step.partition("[")[0]) // 2 - 1 for step in steps)  # steps we built: digits, [id]
 
 
 def parse_xml_section(text: str, shape: Shape | None = None) -> list[TextNode]:
