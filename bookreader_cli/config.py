@@ -3,6 +3,8 @@
 Every path derives from `home` (BOOKREADER_HOME or --home; default the platform's user data dir), so one
 variable moves a whole installation. The TOML file is `<home>/config.toml` unless BOOKREADER_CONFIG names one.
 Environment overrides are `BOOKREADER_<SECTION>_<KEY>` (e.g. BOOKREADER_NLP_THRESHOLD=0.5).
+Every value is checked at load, type and range (`_check_ranges`): a bad one is one BadInput line naming
+the setting and where it came from, before any command runs.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class Settings:
     health: HealthSettings = field(default_factory=HealthSettings)
     cleanup_days: int = 30
     runs_keep_days: int = 90  # `cleanup` deletes finished task runs older than this
+    # where each value that is not a default came from ("config file …" or the variable), for error lines
+    sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def db_path(self) -> Path:
@@ -124,6 +128,7 @@ class Settings:
 
     def as_dict(self) -> dict:
         d = asdict(self)
+        d.pop("sources")
         for section, cls in _SECTIONS.items():  # derived fields are not settings
             for f in fields(cls):
                 if f.metadata.get("derived"):
@@ -164,6 +169,7 @@ def load_settings(home: str | Path | None = None, environ: dict | None = None) -
     elif env.get("BOOKREADER_CONFIG"):
         raise BadInput(f"config file {cfg_path} does not exist")
     settings = Settings(home=home_path, config_file=cfg_path if cfg_path.exists() else None)
+    origins = settings.sources
     for section, cls in _SECTIONS.items():
         group = getattr(settings, section)
         values = data.get(section, {})
@@ -173,16 +179,91 @@ def load_settings(home: str | Path | None = None, environ: dict | None = None) -
             env_key = f"BOOKREADER_{section.upper()}_{f.name.upper()}"
             if f.name in values:
                 setattr(group, f.name, _coerce(values[f.name], getattr(group, f.name), f"{section}.{f.name}"))
+                origins[f"{section}.{f.name}"] = f"config file {cfg_path}"
             if env_key in env:
                 setattr(group, f.name, _coerce_text(env[env_key], getattr(group, f.name), env_key))
+                origins[f"{section}.{f.name}"] = env_key
         unknown = set(values) - {f.name for f in _keys(cls)}
         if unknown:
             raise BadInput(f"config file {cfg_path}: unknown key(s) in [{section}]: {', '.join(sorted(unknown))}")
     for key in ("cleanup_days", "runs_keep_days"):  # the top-level keys
         if key in data:
             setattr(settings, key, _coerce(data[key], getattr(settings, key), key))
+            origins[key] = f"config file {cfg_path}"
     settings.nlp.models_dir = str(settings.models_dir)
+    _check_home(home_path)
+    _check_ranges(settings)
     return settings
+
+
+def _check_home(home: Path) -> None:
+    """The home (or a directory above it) must not be a file: say so, instead of a FileExistsError later."""
+    for path in (home, *home.parents):
+        try:
+            if not path.exists():
+                continue
+        except OSError:
+            return
+        if not path.is_dir():
+            where = "" if path == home else f" ({path} is a file)"
+            raise BadInput(f"home {home}: not a directory{where}; pass --home DIR (or BOOKREADER_HOME) naming a directory")
+        return
+
+
+def _check_ranges(settings: Settings) -> None:
+    """One BadInput line for the first setting outside its range (values that parse but make no sense).
+
+    Names (NLP mode, processors) are checked by the engine that defines them: nlp.engine.check_settings,
+    which every job's Context runs."""
+    nlp, img, cel, hl = settings.nlp, settings.images, settings.celery, settings.health
+    checks: list[tuple[bool, str, object, str]] = [
+        (all(w >= 0 for w in nlp.weights.values()), "nlp.weights", nlp.weights, "weights >= 0"),
+        (0.0 <= nlp.threshold <= 1.0, "nlp.threshold", nlp.threshold, "a share between 0 and 1"),
+        (nlp.workers >= 1, "nlp.workers", nlp.workers, "at least 1"),
+        (nlp.max_description_chars >= 1, "nlp.max_description_chars", nlp.max_description_chars, "at least 1"),
+        (settings.cache.ttl_seconds >= 1, "cache.ttl_seconds", settings.cache.ttl_seconds, "at least 1 second"),
+        (settings.cfi.count >= 1, "cfi.count", settings.cfi.count, "at least 1"),
+        (1 <= img.min_px <= img.max_px, "images.min_px", img.min_px, f"between 1 and images.max_px ({img.max_px})"),
+        (img.min_px <= img.width <= img.max_px, "images.width", img.width, f"between {img.min_px} and {img.max_px}"),
+        (img.min_px <= img.height <= img.max_px, "images.height", img.height, f"between {img.min_px} and {img.max_px}"),
+        (img.concurrency >= 1, "images.concurrency", img.concurrency, "at least 1"),
+        (img.rate_per_second >= 0, "images.rate_per_second", img.rate_per_second, ">= 0 (0: unlimited)"),
+        (img.connect_timeout > 0, "images.connect_timeout", img.connect_timeout, "> 0 seconds"),
+        (img.read_timeout > 0, "images.read_timeout", img.read_timeout, "> 0 seconds"),
+        (img.total_timeout > 0, "images.total_timeout", img.total_timeout, "> 0 seconds"),
+        (img.max_retries >= 0, "images.max_retries", img.max_retries, ">= 0"),
+        (img.backoff_base >= 0, "images.backoff_base", img.backoff_base, ">= 0 seconds"),
+        (img.backoff_max >= img.backoff_base, "images.backoff_max", img.backoff_max, ">= images.backoff_base"),
+        (img.max_retry_after >= 0, "images.max_retry_after", img.max_retry_after, ">= 0 seconds"),
+        (img.max_bytes >= 1, "images.max_bytes", img.max_bytes, "at least 1"),
+        (img.daily_limit_per_user >= 0, "images.daily_limit_per_user", img.daily_limit_per_user, ">= 0 (0: no limit)"),
+        (img.prompt_max_chars >= 1, "images.prompt_max_chars", img.prompt_max_chars, "at least 1"),
+        (cel.soft_time_limit >= 1, "celery.soft_time_limit", cel.soft_time_limit, "at least 1 second"),
+        (cel.time_limit >= cel.soft_time_limit, "celery.time_limit", cel.time_limit, ">= celery.soft_time_limit"),
+        (cel.visibility_timeout >= 1, "celery.visibility_timeout", cel.visibility_timeout, "at least 1 second"),
+        (cel.max_redeliveries >= 0, "celery.max_redeliveries", cel.max_redeliveries, ">= 0"),
+        (hl.disk_unhealthy_mb >= 0, "health.disk_unhealthy_mb", hl.disk_unhealthy_mb, ">= 0"),
+        (hl.disk_degraded_mb >= 0, "health.disk_degraded_mb", hl.disk_degraded_mb, ">= 0"),
+        (hl.network_timeout > 0, "health.network_timeout", hl.network_timeout, "> 0 seconds"),
+        (settings.cleanup_days >= 0, "cleanup_days", settings.cleanup_days, ">= 0"),
+        (settings.runs_keep_days >= 0, "runs_keep_days", settings.runs_keep_days, ">= 0"),
+    ]
+    for ok, name, value, expected in checks:
+        if not ok:
+            raise setting_error(settings, name, value, expected)
+
+
+def setting_error(settings: Settings, name: str, value: object, expected: str) -> BadInput:
+    """The one line for a setting outside its range, naming where the value came from."""
+    source = next((settings.sources[key] for key in (name, *_RELATED.get(name, ())) if key in settings.sources),
+                  "default")
+    return BadInput(f"setting {name} = {value!r} (from {source}): expected {expected}")
+
+
+# A check that compares two settings may fail because of the other one.
+_RELATED = {"images.min_px": ("images.max_px",), "images.width": ("images.min_px", "images.max_px"),
+            "images.height": ("images.min_px", "images.max_px"), "images.backoff_max": ("images.backoff_base",),
+            "celery.time_limit": ("celery.soft_time_limit",)}
 
 
 def _keys(cls) -> list:

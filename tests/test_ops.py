@@ -229,10 +229,11 @@ def test_health_is_healthy_when_every_configured_processor_is_available(cli, hom
     assert data["problems"] == []
 
 
-def test_an_unknown_processor_is_degraded_not_a_crash(cli):
-    _, data = _health(cli, env={"BOOKREADER_NLP_PROCESSORS": "nosuch"})
-    assert data["checks"]["nlp_nosuch"]["status"] == "degraded"
-    assert data["checks"]["nlp_nosuch"]["available"] is False
+def test_an_unknown_processor_is_a_bad_setting_not_a_crash(cli):
+    """Issue 13 (22): unknown processor names are refused when a command starts, health included."""
+    result = cli("health", "--json", env={"BOOKREADER_NLP_PROCESSORS": "nosuch"})
+    assert result.code == 2 and result.stdout == ""
+    assert "setting nlp.processors = ['nosuch'] (from BOOKREADER_NLP_PROCESSORS)" in json.loads(result.stderr)["error"]
 
 
 def test_low_disk_thresholds_give_degraded_then_unhealthy(cli):

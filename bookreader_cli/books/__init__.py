@@ -89,6 +89,9 @@ def load_book(path: str | Path) -> Book:
     except Exception as exc:  # a parser bug or a library tripping on odd input must still be one clear line
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnreadableBook(f"{label}: cannot read this {_FORMAT_NAMES[fmt]}: {type(exc).__name__}: {detail}") from None
+    from .safety import TextBudget
+
+    TextBudget(label, len(data)).add(sum(len(c.text) for c in book.chapters + book.notes))
     if claimed and claimed != _FORMAT_NAMES[fmt]:
         book.warnings.insert(0, f"file name says {claimed} but the contents are {_FORMAT_NAMES[fmt]}")
     if not book.title:
@@ -163,11 +166,11 @@ def sniff_format(data: bytes, label: str = "book") -> tuple[str | None, str]:
         return None, "a MOBI/AZW e-book (not supported)"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return None, "a WebP image"
-    from .txt import decode_text, looks_like_text
+    from .txt import decode_guess, looks_like_text
 
     if not looks_like_text(data):
         return None, "binary data"
-    head = decode_text(data[:8192])[0].lstrip("\ufeff \t\r\n")
+    head = decode_guess(data[:8192]).lstrip("\ufeff \t\r\n")
     if head.startswith("<"):
         if re.search(r"<(?:\w+:)?FictionBook[\s>]", head):
             return "fb2", "an FB2 book"

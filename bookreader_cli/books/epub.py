@@ -13,9 +13,17 @@ How the pieces divide:
   heading paragraphs. A chapter with no TOC title takes its first h1-h3, else the file name.
 - Recovery, as a reader would do it (each noted in Book.warnings): a missing or wrong `mimetype` file; a
   container rootfile with a misspelt media type; manifest items missing id/href; a spine entry naming an
-  unknown manifest id (skipped); a malformed XHTML file (read with lxml's recovering HTML parser). Refused
-  with BadInput: no container.xml, no OPF, OPF not well-formed or not in the OPF namespace, an empty spine,
-  a spine file missing from the archive, and anything ebooklib itself chokes on.
+  unknown manifest id (skipped); a malformed XHTML file (read with lxml's recovering HTML parser); a spine
+  file that is not text (binary bytes: skipped); a spine that lists one file more than once (read once).
+  Refused with BadInput: no container.xml, no OPF, OPF not well-formed or not in the OPF namespace, an
+  empty spine, a spine file missing from the archive, content documents encrypted by META-INF/encryption.xml
+  (DRM; font obfuscation is fine), more text than books/safety.TextBudget allows, and anything ebooklib
+  itself chokes on.
+- A repeated spine entry: epub.js renders every entry, so a book's CFIs keep their spine positions; we
+  store the file's text once, at its first position, which is where `cfi` aligns our chapters (an honest
+  book never repeats a spine file, so nothing changes for it). A file listed more than MAX_SPINE_REPEATS
+  times is an amplification attack (epub.js, and our CFI code with it, would lay its text out that many
+  times): refused.
 """
 
 from __future__ import annotations
@@ -28,8 +36,10 @@ from urllib.parse import unquote
 from lxml import etree
 
 from ..errors import BadInput, UnreadableBook
+from .drm import drm_refusal, encrypted_paths
 from .model import Book, Chapter
-from .safety import SafeZip, open_zip, parse_xml, refuse_declared_entities
+from .safety import SafeZip, TextBudget, open_zip, parse_xml, refuse_declared_entities
+from .txt import binary_reason
 from .xhtml import OPS_NS, clean_text, local_name, parse_xhtml, split_segments, title_for
 
 OPF_NS = "http://www.idpf.org/2007/opf"
@@ -38,6 +48,8 @@ EPUB_MIMETYPE = b"application/epub+zip"
 XML_EXTENSIONS = (".xml", ".opf", ".ncx", ".xhtml", ".html", ".htm", ".xht", ".smil")
 XHTML_TYPES = ("application/xhtml+xml", "text/html", "application/x-dtbook+xml")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/svg+xml", "image/webp")
+
+MAX_SPINE_REPEATS = 4  # times one file may appear in the spine (a cover page repeated at the end is honest)
 
 
 # ------------------------------------------------------------------------------------------ the package
@@ -167,7 +179,10 @@ def _build_book(ebook, package: Package, label: str) -> Book:
         return posixpath.normpath(posixpath.join(opf_dir, item.file_name))
 
     toc = _read_toc(ebook, package, full_path, warnings)
+    encrypted = encrypted_paths(package.archive, warnings)
     spine_docs = []
+    seen: dict[str, int] = {}
+    repeats = 0
     for idref, _linear in ebook.spine:
         item = ebook.get_item_with_id(idref)
         if item is None:
@@ -178,13 +193,36 @@ def _build_book(ebook, package: Package, label: str) -> Book:
             raise UnreadableBook(f"{label}: broken EPUB: spine file {path!r} is missing from the archive")
         if (item.media_type or "") not in XHTML_TYPES and not path.lower().endswith((".xhtml", ".html", ".htm")):
             continue  # images or other non-text spine items
+        if path in seen:
+            repeats += 1
+            seen[path] += 1
+            if seen[path] > MAX_SPINE_REPEATS:
+                raise UnreadableBook(f"{label}: refused: the spine lists {path!r} {_spine_count(ebook, path, full_path)} "
+                               f"times (limit {MAX_SPINE_REPEATS}; possible amplification)")
+            continue
+        seen[path] = 1
         spine_docs.append((path, item.content or b""))  # raw bytes: EpubHtml.get_content() rewrites them
+    if repeats:
+        warnings.append(f"spine lists a file more than once ({repeats} repeated entr{'y' if repeats == 1 else 'ies'}); "
+                        "each file's text is read once, at its first position")
+    refusal = drm_refusal(label, [path for path, _ in spine_docs], encrypted)
+    if refusal:
+        raise UnreadableBook(refusal)
+    if encrypted:
+        warnings.append(f"{len(encrypted)} non-text resource(s) are encrypted (images or fonts); the text is unaffected")
     if not spine_docs:
         raise UnreadableBook(f"{label}: EPUB has no readable chapters (its spine lists no XHTML files)")
 
+    budget = TextBudget(label, len(package.archive.data))
     chapters: list[Chapter] = []
     pending: list[tuple[str, str]] = []
+    binary = 0
     for path, content in spine_docs:
+        reason = binary_reason(content)
+        if reason:
+            binary += 1
+            warnings.append(f"{label}: {path}: not text ({reason}); skipped")
+            continue
         entries = toc.get(path, [])
         anchors = {anchor for anchor, _ in entries if anchor}
         root = parse_xhtml(content, f"{label}: {path}", warnings)
@@ -206,12 +244,21 @@ def _build_book(ebook, package: Package, label: str) -> Book:
             title = title_for(anchor, entries, own, path)
             source = f"{path}#{anchor}" if anchor else path
             chapters.append(Chapter.from_paragraphs(title, paras, source=source))
+            budget.add(len(chapters[-1].text))
+    if not chapters and binary == len(spine_docs):
+        raise UnreadableBook(f"{label}: EPUB has no readable chapters (none of its {binary} spine file(s) is text)")
     if not chapters:
         raise UnreadableBook(f"{label}: EPUB has no text in any of its {len(spine_docs)} spine file(s)")
     book.chapters = chapters
     book.cover, book.cover_media_type = _cover(ebook, package.cover_id)
     book.warnings = warnings
     return book
+
+
+def _spine_count(ebook, path: str, full_path) -> int:
+    """How many spine entries name the file at `path`."""
+    items = (ebook.get_item_with_id(idref) for idref, _linear in ebook.spine)
+    return sum(1 for item in items if item is not None and full_path(item) == path)
 
 
 def _metadata(ebook, book: Book) -> None:

@@ -9,8 +9,8 @@ titles (as heading paragraphs) and text in document order, so every text appears
 no sections is one chapter. Notes bodies become `Book.notes`, one entry per note section.
 
 Recovery (what a reader would show, each noted in `Book.warnings`): HTML named entities such as `&nbsp;`
-(undefined in XML) are rewritten to characters; a file that declares UTF-8 but is not UTF-8 is re-read as
-cp1251/cp1252 by the same rule as TXT files. A file cut short or otherwise not well-formed is refused.
+(undefined in XML) are rewritten to characters; a file that declares UTF-8 but is not UTF-8 is re-read in
+the single-byte code page TXT files would get (cp1251, KOI8-R, cp866 or cp1252), or refused if none fits. A file cut short or otherwise not well-formed is refused.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from lxml import etree
 from ..errors import BadInput, UnreadableBook
 from .model import Book, Chapter
 from .safety import html_entities_to_numeric, open_zip, parse_xml, refuse_declared_entities, safe_xml_parser
-from .txt import guess_single_byte
+from .txt import detect_single_byte
 
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>")
@@ -101,7 +101,9 @@ def _parse_root(data: bytes, label: str, warnings: list[str]):
         declared_utf8 = declared is None or declared.group(1).lower() in (b"utf-8", b"utf8", b"utf_8")
         if "refused" in message or not declared_utf8 or _is_utf8(data):
             raise UnreadableBook(message) from None
-        encoding = guess_single_byte(data)
+        encoding, convincing = detect_single_byte(data)
+        if not convincing:
+            raise UnreadableBook(f"{message} (declared UTF-8 but is not, and no single-byte code page reads it)") from None
         text = _XML_DECL.sub(b"", data, count=1).decode(encoding, errors="replace")
         try:
             root = etree.fromstring(text, parser=safe_xml_parser())

@@ -6,6 +6,11 @@ Book files come from anywhere, so every parser in `books/` goes through here:
 - Zip: sizes, counts and compression ratios are checked from the central directory *before* anything is
   inflated, and members are only ever read into memory (nothing is extracted to disk, so a member named
   `../../x` or `/etc/x` can never be written anywhere; such names are also left out of what parsers see).
+  The ratio and size limits hold per member *and* over the whole archive (a bomb split into many members
+  that each look harmless), both for what the directory declares and for what is actually inflated.
+- Text: the characters a parser extracts from one book are capped relative to the file's size and in
+  absolute terms (`TextBudget`), so no trick of repetition (a spine listing one chapter 200 times) can turn
+  a few KB into tens of millions of stored characters.
 """
 
 from __future__ import annotations
@@ -29,6 +34,49 @@ MAX_ZIP_MEMBER_UNCOMPRESSED = 200 * 1024 * 1024  # any one member
 MAX_ZIP_RATIO = 200  # uncompressed/compressed, checked on members larger than RATIO_CHECK_MIN_BYTES
 RATIO_CHECK_MIN_BYTES = 1024 * 1024
 MAX_XML_MEMBER_BYTES = 50 * 1024 * 1024  # one XML/XHTML document we are asked to parse
+# Over the whole archive: honest EPUBs inflate to 1.8-3.1x their file size (the corpus); text-only deflate
+# peaks near 10x. Above ARCHIVE_RATIO_MIN_BYTES, an archive may inflate to at most MAX_ARCHIVE_RATIO times
+# its own size, both in declared sizes and in bytes actually read.
+MAX_ARCHIVE_RATIO = 100
+ARCHIVE_RATIO_MIN_BYTES = 16 * 1024 * 1024
+# Extracted text per book: corpus books hold at most 2.1 characters per byte of file (Moby-Dick EPUB);
+# War and Peace is 3.2 M characters. Text beyond the larger of the two relative limits, or beyond the
+# absolute one, is refused.
+MAX_TEXT_CHARS_PER_FILE_BYTE = 50
+TEXT_CHARS_FLOOR = 1_000_000  # a tiny file may still hold this much text
+MAX_BOOK_TEXT_CHARS = 50_000_000
+
+
+def archive_budget(archive_bytes: int) -> int:
+    """Bytes a zip of this size may inflate to in total (declared, and actually read)."""
+    return min(MAX_ZIP_TOTAL_UNCOMPRESSED, max(ARCHIVE_RATIO_MIN_BYTES, MAX_ARCHIVE_RATIO * archive_bytes))
+
+
+def text_budget_chars(file_bytes: int) -> int:
+    """Characters of text one book file of this size may yield."""
+    return min(MAX_BOOK_TEXT_CHARS, max(TEXT_CHARS_FLOOR, MAX_TEXT_CHARS_PER_FILE_BYTE * file_bytes))
+
+
+@dataclass
+class TextBudget:
+    """Counts the characters a parser extracts from one book and refuses the book past its allowance."""
+
+    label: str
+    file_bytes: int
+    used: int = 0
+
+    @property
+    def limit(self) -> int:
+        return text_budget_chars(self.file_bytes)
+
+    def add(self, chars: int) -> None:
+        self.used += chars
+        if self.used > self.limit:
+            raise UnreadableBook(
+                f"{self.label}: refused: book yields more than {self.limit:,} characters of text from a "
+                f"{self.file_bytes:,}-byte file (limit: {MAX_TEXT_CHARS_PER_FILE_BYTE} per byte, at least "
+                f"{TEXT_CHARS_FLOOR:,}, at most {MAX_BOOK_TEXT_CHARS:,}; possible amplification)"
+            )
 
 # An entity declaration in any encoding we might meet (UTF-8/ASCII-compatible and both UTF-16s).
 _ENTITY_DECL = [b"<!ENTITY", "<!ENTITY".encode("utf-16-le"), "<!ENTITY".encode("utf-16-be")]
@@ -92,6 +140,7 @@ class SafeZip:
     label: str
     members: dict[str, zipfile.ZipInfo] = field(default_factory=dict)  # normalised name -> entry
     ignored: list[str] = field(default_factory=list)  # unsafe names left out
+    inflated: int = 0  # bytes actually inflated so far, over all members
     _cache: dict[str, bytes] = field(default_factory=dict, repr=False)  # each member is inflated once
 
     def names(self) -> list[str]:
@@ -126,6 +175,11 @@ class SafeZip:
             raise UnreadableBook(f"{self.label}: damaged zip member {stored!r}: {_first_line(exc)}") from None
         if len(data) > MAX_ZIP_MEMBER_UNCOMPRESSED:
             raise UnreadableBook(f"{self.label}: refused: zip member {stored!r} inflates beyond its declared size")
+        self.inflated += len(data)
+        budget = archive_budget(len(self.data))
+        if self.inflated > budget:
+            raise UnreadableBook(f"{self.label}: refused: zip members read so far inflate to more than "
+                           f"{budget // 2**20} MB from a {len(self.data) // 1024} KB archive (possible zip bomb)")
         self._cache[stored] = data
         return data
 
@@ -162,6 +216,12 @@ def open_zip(data: bytes, label: str, kind: str = "zip archive") -> SafeZip:
             raise UnreadableBook(
                 f"{label}: refused: zip would inflate to more than {MAX_ZIP_TOTAL_UNCOMPRESSED // 2**20} MB "
                 "(possible zip bomb)"
+            )
+        if total > archive_budget(len(data)):
+            raise UnreadableBook(
+                f"{label}: refused: zip members declare more than {archive_budget(len(data)) // 2**20} MB "
+                f"from a {len(data) // 1024} KB archive (over {MAX_ARCHIVE_RATIO}:1 for the whole archive; "
+                "possible zip bomb)"
             )
         if info.is_dir():
             continue

@@ -1,9 +1,12 @@
 """Plain-text books: decode (UTF-8/BOM, UTF-16/BOM, cp1251, cp1252), find paragraphs, split at chapter headings.
 
 Rules, chosen to match how real files are laid out (Project Gutenberg, lib.ru-style Russian texts):
-- Encoding: a BOM decides; else strict UTF-8; else cp1251 if most letters are bytes 0xC0-0xFF (that is
-  how Russian looks in cp1251; Western cp1252 text has only a few accented letters among ASCII ones),
-  else cp1252.
+- Encoding: a BOM decides (UTF-8, UTF-16); else strict UTF-8; else a single-byte code page. Text whose
+  letters are mostly ASCII with a few accented ones is cp1252 (Western). Text whose letters are mostly high
+  bytes is Cyrillic in cp1251, KOI8-R or cp866: each is tried, and the one whose high bytes decode to
+  Cyrillic letters (or the usual «»—… punctuation), mostly lower-case, with letter frequencies closest to
+  Russian prose, wins. When no candidate is convincing (e.g. Greek, or random high bytes), the file is
+  refused (BadInput) rather than stored garbled.
 - Paragraphs: if the file has blank lines and its lines are wrapped (95% of non-blank lines at most 90
   characters, like Gutenberg's ~70), paragraphs are blank-line separated blocks with their lines joined;
   otherwise each non-blank line is a paragraph.
@@ -20,9 +23,12 @@ Rules, chosen to match how real files are laid out (Project Gutenberg, lib.ru-st
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from pathlib import Path
 
+from ..errors import BadInput, UnreadableBook
 from .model import Book, Chapter
 
 PREAMBLE_MIN_CHARS = 500
@@ -45,8 +51,26 @@ _GUTENBERG_TITLE = re.compile(r"^Title:\s*(.+)$", re.MULTILINE)
 
 
 # ---------------------------------------------------------------------------------------------- decoding
-def decode_text(data: bytes) -> tuple[str, str]:
-    """Decode book bytes; returns (text, encoding name). Never fails (cp1252 maps almost every byte)."""
+CYRILLIC_CODEPAGES = ("cp1251", "koi8-r", "cp866")
+DETECT_SAMPLE_BYTES = 1 << 20
+# Russian letter frequencies per mille (ё counted as е), the reference a decoding is compared with.
+_RUSSIAN_FREQ = dict(zip(
+    "оеаинтсрвлкмдпуяызьбгчйхжшюцщэфъ",
+    (109.7, 84.9, 80.1, 73.5, 67.0, 62.6, 54.7, 47.3, 45.4, 44.0, 34.9, 32.1, 29.8, 28.1, 26.2, 20.1, 19.0,
+     16.5, 17.4, 15.9, 17.0, 14.4, 12.1, 9.7, 9.4, 7.3, 6.4, 4.8, 3.6, 3.2, 2.6, 0.4),
+))
+_RUSSIAN_NORM = math.sqrt(sum(v * v for v in _RUSSIAN_FREQ.values()))
+_CYRILLIC_PUNCTUATION = set("«»—–…№„“”‘’•\xa0")
+MIN_LETTER_SHARE = 0.9  # of the high bytes, this share must decode to Cyrillic letters or that punctuation
+MIN_SIMILARITY = 0.75  # cosine of letter frequencies with Russian (prose: 0.85-1.0; Ukrainian, Bulgarian pass)
+MIN_MARGIN = 0.1  # over the runner-up code page (a wrong one scores 0.65 at best on Russian text)
+MIN_LOWERCASE_SHARE = 0.5  # prose is mostly lower-case; Greek cp1253 read as KOI8-R is all capitals
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+_ASCII_LETTERS = bytes(range(0x41, 0x5B)) + bytes(range(0x61, 0x7B))
+
+
+def decode_text(data: bytes, label: str = "text") -> tuple[str, str]:
+    """Decode book bytes; returns (text, encoding name). BadInput when no decoding is convincing."""
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -55,16 +79,79 @@ def decode_text(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    encoding = guess_single_byte(data)
+    encoding, convincing = detect_single_byte(data)
+    if not convincing:
+        raise UnreadableBook(f"{label}: cannot tell the text's encoding (not UTF-8 or UTF-16, and neither "
+                       f"{', '.join(CYRILLIC_CODEPAGES)} nor cp1252 reads it as text); save it as UTF-8")
     return data.decode(encoding, errors="replace"), encoding
 
 
+def decode_guess(data: bytes) -> str:
+    """Best-effort decoding of a snippet (never fails): for sniffing, where a wrong guess costs nothing."""
+    try:
+        return decode_text(data)[0]
+    except BadInput:
+        return data.decode(guess_single_byte(data), errors="replace")
+
+
 def guess_single_byte(data: bytes) -> str:
-    """cp1251 when most letters are high bytes (Russian), else cp1252 (Western text, a few accents)."""
-    high = sum(1 for b in data if b >= 0xC0)
-    ascii_letters = sum(1 for b in data if 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A)
-    letters = high + ascii_letters
-    return "cp1251" if letters and high / letters > 0.3 else "cp1252"
+    """The most likely single-byte code page (see detect_single_byte), convincing or not."""
+    return detect_single_byte(data)[0]
+
+
+def detect_single_byte(data: bytes) -> tuple[str, bool]:
+    """(code page, convincing?): cp1252 for Western text, else the Cyrillic code page that reads as Russian."""
+    sample = data[:DETECT_SAMPLE_BYTES]
+    high = len(sample) - len(sample.translate(None, _HIGH_BYTES))
+    ascii_letters = len(sample) - len(sample.translate(None, _ASCII_LETTERS))
+    if not high or high / (high + ascii_letters) <= 0.3:
+        return "cp1252", True  # mostly ASCII letters: Western text with a few accents
+    scored = sorted(((_cyrillic_score(sample, encoding, high), encoding) for encoding in CYRILLIC_CODEPAGES),
+                    reverse=True)
+    (similarity, plausible, lowercase), encoding = scored[0]
+    runner_up = scored[1][0][0]
+    convincing = (similarity >= MIN_SIMILARITY and plausible >= MIN_LETTER_SHARE
+                  and lowercase >= MIN_LOWERCASE_SHARE and similarity - runner_up >= MIN_MARGIN)
+    return encoding, convincing
+
+
+def _cyrillic_score(sample: bytes, encoding: str, high: int) -> tuple[float, float, float]:
+    """`sample` decoded as `encoding`: (cosine of its Cyrillic letter frequencies with Russian's, share of
+    its high bytes that became Cyrillic letters or Russian typographic punctuation, lower-case share)."""
+    text = sample.decode(encoding, errors="replace")
+    counts = Counter(ch for ch in text if ord(ch) >= 0x80)
+    cyrillic = {ch: n for ch, n in counts.items() if "\u0400" <= ch <= "\u04ff"}
+    letters = sum(cyrillic.values())
+    if not letters:
+        return 0.0, 0.0, 0.0
+    plausible = letters + sum(n for ch, n in counts.items() if ch in _CYRILLIC_PUNCTUATION)
+    folded: Counter[str] = Counter()
+    for ch, n in cyrillic.items():
+        folded[ch.lower().replace("ё", "е")] += n
+    dot = sum(n * _RUSSIAN_FREQ.get(ch, 0.0) for ch, n in folded.items())
+    similarity = dot / (math.sqrt(sum(n * n for n in folded.values())) * _RUSSIAN_NORM)
+    lowercase = sum(n for ch, n in cyrillic.items() if ch.islower())
+    return similarity, plausible / high, lowercase / letters
+
+
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\f\v") + b"\x7f"
+
+
+def binary_reason(data: bytes) -> str:
+    """Why a document's bytes are not text ("" when they may be): NUL bytes, or over 1% control bytes.
+
+    For a chapter inside a book (an encrypted or corrupted member): UTF-16 (by BOM or by a UTF-16 `<`
+    at the start) is text; in every ASCII-compatible encoding, bytes under 0x20 are control characters.
+    """
+    sample = data[: 64 * 1024]
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")):
+        return ""
+    if b"\x00" in sample:
+        return "binary data: NUL bytes"
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    if controls > len(sample) / 100:
+        return f"binary data: {100 * controls / len(sample):.0f}% control bytes"
+    return ""
 
 
 def looks_like_text(data: bytes) -> bool:
@@ -215,7 +302,7 @@ def build_chapters(paragraphs: list[str]) -> tuple[list[Chapter], str]:
 
 def parse_txt(data: bytes, label: str, name: str = "") -> Book:
     """Build a Book from plain-text bytes (`name` is the file name, used as a fallback title)."""
-    text, encoding = decode_text(data)
+    text, encoding = decode_text(data, label)
     paragraphs = split_paragraphs(text)
     gutenberg_title = _GUTENBERG_TITLE.search(text[:5000])
     if gutenberg_title:

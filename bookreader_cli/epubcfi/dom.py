@@ -62,13 +62,22 @@ class Section:
     cfi_base: str  # "/6/4" or "/6/4[itemref-id]", exactly as epub.js prints it
 
 
+# element path (child element indexes from the root) -> (child elements, child text nodes)
+Shape = dict[tuple[int, ...], tuple[int, int]]
+
+
 @dataclass
 class SectionDom:
-    """The parsed text of one section; `nodes` is empty when there is no <body> or it failed to parse."""
+    """The parsed text of one section; `nodes` is empty when there is no <body> or it failed to parse.
+
+    `shape` says which elements exist (the root, <body>'s ancestors, <body> and everything in it) and how
+    many child elements and text nodes each has, so a CFI step that names nothing can be told from one
+    that names an element without text."""
 
     section: Section
     nodes: list[TextNode] = field(default_factory=list)
     error: str = ""
+    shape: Shape = field(default_factory=dict)
 
 
 def utf16_len(text: str) -> int:
@@ -234,8 +243,15 @@ def _step(index: int, element_id: str | None) -> str:
     return f"{step}[{element_id}]" if element_id else step
 
 
-def parse_xml_section(text: str) -> list[TextNode]:
-    """Text nodes under the first <body> of an XML document (expat; browser DOM node boundaries)."""
+def element_path(steps: tuple[str, ...]) -> tuple[int, ...]:
+    """("4", "2[id]") -> (1, 0): the child element indexes CFI element steps name."""
+    return tuple(int(step.partition("[")[0]) // 2 - 1 for step in steps)  # steps we built: digits, [id]
+
+
+def parse_xml_section(text: str, shape: Shape | None = None) -> list[TextNode]:
+    """Text nodes under the first <body> of an XML document (expat; browser DOM node boundaries).
+
+    `shape`, if given, is filled with every element's child element and text node counts."""
     parser = expat.ParserCreate("utf-8", " ")
     parser.buffer_text = True
     parser.buffer_size = 1 << 16
@@ -286,7 +302,9 @@ def parse_xml_section(text: str) -> list[TextNode]:
             flush()
         if body_depth[0] == len(stack):
             body_depth[0] = 0
-        stack.pop()
+        frame = stack.pop()
+        if shape is not None:
+            shape[element_path(frame.steps)] = (frame.elements, frame.texts)
 
     def other(*_args):
         if pending:
@@ -314,8 +332,11 @@ def parse_xml_section(text: str) -> list[TextNode]:
     return nodes
 
 
-def parse_html_section(text: str) -> list[TextNode]:
-    """Text nodes under <body> of an HTML5-parsed document (Lexbor, as a browser or parse5 builds it)."""
+def parse_html_section(text: str, shape: Shape | None = None) -> list[TextNode]:
+    """Text nodes under <body> of an HTML5-parsed document (Lexbor, as a browser or parse5 builds it).
+
+    `shape`, if given, is filled with the child element and text node counts of <body>'s ancestors,
+    <body> and its descendants."""
     from selectolax.lexbor import LexborHTMLParser
 
     tree = LexborHTMLParser(text)
@@ -337,18 +358,30 @@ def parse_html_section(text: str) -> list[TextNode]:
             if _is_element(sib.tag or ""):
                 index += 1
             sib = sib.prev
+        if shape is not None:
+            shape[element_path(steps)] = _child_counts(el.parent)
         steps = steps + (_step(index, el.attributes.get("id")),)
     del html_el
     nodes: list[TextNode] = []
-    _walk_html(body, steps, nodes)
+    _walk_html(body, steps, nodes, shape)
     return nodes
+
+
+def _child_counts(element) -> tuple[int, int]:
+    elements = texts = 0
+    child = element.child
+    while child is not None:
+        elements += _is_element(child.tag or "")
+        texts += child.tag == "-text"
+        child = child.next
+    return elements, texts
 
 
 def _is_element(tag: str) -> bool:
     return not (tag.startswith(("-", "#", "_")))
 
 
-def _walk_html(element, steps: tuple[str, ...], out: list[TextNode]) -> None:
+def _walk_html(element, steps: tuple[str, ...], out: list[TextNode], shape: Shape | None = None) -> None:
     elements = 0
     texts = 0
     child = element.child
@@ -363,15 +396,19 @@ def _walk_html(element, steps: tuple[str, ...], out: list[TextNode]) -> None:
             child_steps = steps + (_step(elements, attrs.get("id") if attrs else None),)
             elements += 1
             if tag != "template":  # template content lives in a separate fragment
-                _walk_html(child, child_steps, out)
+                _walk_html(child, child_steps, out, shape)
+            elif shape is not None:
+                shape[element_path(child_steps)] = (0, 0)
         child = child.next
+    if shape is not None:
+        shape[element_path(steps)] = (elements, texts)
 
 
-def parse_section_text(text: str, extension: str) -> list[TextNode]:
+def parse_section_text(text: str, extension: str, shape: Shape | None = None) -> list[TextNode]:
     text = text.removeprefix("\ufeff")
     if extension in _HTML_EXTENSIONS:
-        return parse_html_section(text)
-    return parse_xml_section(text)
+        return parse_html_section(text, shape)
+    return parse_xml_section(text, shape)
 
 
 class EpubDom:
@@ -408,7 +445,7 @@ class EpubDom:
             return dom
         text = raw.decode("utf-8", errors="replace")  # JSZip's async("string") decodes UTF-8, whatever is declared
         try:
-            dom.nodes = parse_section_text(text, extension)
+            dom.nodes = parse_section_text(text, extension, dom.shape)
         except expat.ExpatError as exc:
             dom.error = f"{section.path}: not well-formed XML ({exc})"
         return dom

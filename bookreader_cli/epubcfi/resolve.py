@@ -51,15 +51,49 @@ def _find_position(nodes: list[TextNode], steps: list[Step | None], offset: int 
     raise BadInput("the CFI points into a section without text")
 
 
+def _missing_step(shape: dict[tuple[int, ...], tuple[int, int]], steps: list[Step | None]) -> str:
+    """The path up to the first step that names nothing in the document, or "" when every step exists.
+
+    As epub.js walks a CFI (walkToNode): element step 2k is the element's child element k, text step
+    2k+1 its text node k (counting text nodes only), and a text node has no steps below it. A step with
+    an [id] is left alone (epub.js looks it up by id); a document we could not parse is not judged."""
+    if not shape:
+        return ""
+    path: tuple[int, ...] = ()
+    shown = ""
+    for n, step in enumerate(steps):
+        if step is None or step.id:
+            return ""
+        counts = shape.get(path)
+        if counts is None:
+            return ""  # not an element we know the inside of (e.g. in <head> of an HTML document)
+        elements, texts = counts
+        shown += f"/{(step.index + 1) * 2 if step.type == 'element' else 2 * step.index + 1}"
+        if step.type == "element":
+            if step.index >= elements:
+                return shown
+            path += (step.index,)
+        elif step.index >= texts or n != len(steps) - 1:
+            return shown
+    return ""
+
+
 def resolve(epub: EpubSource, cfi: str, end: bool = False) -> DomPosition:
-    """Where a CFI points (its start, or its end with end=True) in the DOM text nodes of its section."""
+    """Where a CFI points (its start, or its end with end=True) in the DOM text nodes of its section.
+
+    A step that names nothing in the document is BadInput (epub.js gives no range for it either)."""
     dom = open_epub(epub)
     parsed = parse_cfi(cfi)
     if not 0 <= parsed.spine_pos < len(dom.sections):
         raise BadInput(f"CFI points to spine item {parsed.spine_pos}, the book has {len(dom.sections)}")
     section = dom.sections[parsed.spine_pos]
-    nodes = dom.section_dom(section.index).nodes
+    section_dom = dom.section_dom(section.index)
+    nodes = section_dom.nodes
     steps, offset = parsed.end_steps() if end else parsed.start_steps()
+    missing = _missing_step(section_dom.shape, steps)
+    if missing:
+        raise BadInput(f"CFI step {missing} does not exist in spine item {parsed.spine_pos} "
+                       f"({section.href or section.path}): {cfi}")
     node_index, node_offset = _find_position(nodes, steps, offset)
     return DomPosition(section.index, section.href, node_index, node_offset)
 

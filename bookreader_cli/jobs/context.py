@@ -17,7 +17,10 @@ class Context:
     """What a job needs: settings, and the store opened on first use."""
 
     def __init__(self, settings: Settings | None = None):
+        from bookreader_cli.nlp.engine import check_settings
+
         self.settings = settings or load_settings()
+        check_settings(self.settings)  # the names config.py cannot know (modes, processors)
         self._store: Store | None = None
 
     @property

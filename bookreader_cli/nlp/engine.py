@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from bookreader_cli.books.model import Chapter
-from bookreader_cli.config import NlpSettings
+from bookreader_cli.config import NlpSettings, Settings, setting_error
 from bookreader_cli.errors import BadInput, JobFailed
 from bookreader_cli.nlp import ensemble
 from bookreader_cli.nlp.base import Sentence, Vote
@@ -72,6 +72,23 @@ def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise BadInput(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
     return mode
+
+
+def check_settings(settings: Settings) -> None:
+    """The [nlp] names in the settings exist: a mode of MODES, registered processors (and weights for them).
+
+    Run once per job context, so a bad config.toml or BOOKREADER_NLP_* value is one clear line up front."""
+    nlp, known = settings.nlp, registered()
+    if nlp.mode not in MODES:
+        raise setting_error(settings, "nlp.mode", nlp.mode, f"one of {', '.join(MODES)}")
+    unknown = [p for p in nlp.processors if p not in known]
+    if unknown or not nlp.processors:
+        raise setting_error(settings, "nlp.processors", nlp.processors, f"a non-empty list of {', '.join(known)}"
+                            + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    unknown = [p for p in nlp.weights if p not in known]
+    if unknown:
+        raise setting_error(settings, "nlp.weights", nlp.weights, f"weights for {', '.join(known)} "
+                            f"(unknown: {', '.join(unknown)})")
 
 
 def processor_names(processors: str | Sequence[str] | None, nlp: NlpSettings | None = None) -> list[str]:

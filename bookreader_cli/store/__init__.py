@@ -90,17 +90,21 @@ class Store:
         return _decode(rows[0], "authors", "identifiers", "notes", "warnings")
 
     def resolve_book(self, ref: str) -> dict:
-        """A book by numeric id or by a sha256 prefix (at least 8 hex digits)."""
+        """A book by numeric id or by a sha256 prefix (at least 8 hex digits).
+
+        A reference of 8+ decimal digits can be either (about 2% of sha256s start with 8 decimal digits):
+        both are tried, and one that names two different books is refused as ambiguous."""
         ref = str(ref).strip()
+        ids: set[int] = set()
         if ref.isdigit():
-            return self.book(int(ref))
+            ids.update(r["id"] for r in self.db.query("SELECT id FROM books WHERE id = ?", [int(ref)]))
         if len(ref) >= 8 and all(c in "0123456789abcdef" for c in ref.lower()):
-            rows = list(self.db.query("SELECT id FROM books WHERE sha256 LIKE ?", [ref.lower() + "%"]))
-            if len(rows) == 1:
-                return self.book(rows[0]["id"])
-            if len(rows) > 1:
-                raise BadInput(f"book reference {ref!r} is ambiguous: {len(rows)} books match")
-        raise NotFound(f"no book with id {ref!r}")
+            ids.update(r["id"] for r in self.db.query("SELECT id FROM books WHERE sha256 LIKE ?", [ref.lower() + "%"]))
+        if len(ids) > 1:
+            raise BadInput(f"book reference {ref!r} is ambiguous: {len(ids)} books match (an id or a sha256 prefix)")
+        if ids:
+            return self.book(ids.pop())
+        raise NotFound(f"no book with id {int(ref) if ref.isdigit() else repr(ref)}")
 
     def books(self) -> list[dict]:
         rows = self.db.query(
