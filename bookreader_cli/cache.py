@@ -27,8 +27,9 @@ import sqlite3
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from diskcache import Cache, Disk
 from diskcache.core import MODE_PICKLE
@@ -136,8 +137,8 @@ def _move_aside(cache_dir: str | Path, cause: BaseException) -> Path | None:
     for key in [k for k in _OPEN if k[1] == os.getpid() and k[0] == str(directory.resolve())]:
         try:
             _OPEN.pop(key).close()
-        except Exception:  # closing a damaged database may fail as well
-            pass
+        except Exception as exc:  # closing a damaged database may fail as well
+            log.debug("closing the damaged cache failed: %s", exc)
     if not index_damage(cache_dir) and index_path(cache_dir).is_file():
         return None  # someone else moved it aside and started afresh meanwhile
     aside = directory.with_name(f"{DAMAGED_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")

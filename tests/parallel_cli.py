@@ -34,8 +34,14 @@ class Outcome:
 
 
 def cli_env(home: Path, **extra: str) -> dict:
-    env = dict(os.environ, BOOKREADER_HOME=str(home), NO_COLOR="1", OMP_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        BOOKREADER_HOME=str(home),
+        NO_COLOR="1",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
     env.pop("BOOKREADER_CONFIG", None)
     env.update(extra)
     return env
@@ -51,9 +57,15 @@ def run_at_once(home: Path, work: Path, argv_list: list[list[str]], timeout: flo
         flag = work / f"ready-{n}"
         flag.unlink(missing_ok=True)
         ready.append(flag)
-        procs.append(subprocess.Popen([sys.executable, "-c", LAUNCHER, str(go), str(flag), *map(str, argv)],
-                                      env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", LAUNCHER, str(go), str(flag), *map(str, argv)],
+                env=cli_env(home),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     deadline = time.monotonic() + 60
     while not all(f.exists() for f in ready):
         if time.monotonic() > deadline:

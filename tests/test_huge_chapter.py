@@ -23,8 +23,9 @@ def test_a_one_line_book_is_processed_in_parts_with_offsets_kept(cli, home, tmp_
     assert len(parts) > 2 and parts[-1].endswith(f"part {len(parts)}/{len(parts)} done")  # progress inside it
     conn = sqlite3.connect(home / "bookreader.db")
     try:
-        rows = conn.execute("SELECT c.text, d.start, d.end, d.text FROM descriptions d "
-                            "JOIN chapters c ON c.id = d.chapter_id").fetchall()
+        rows = conn.execute(
+            "SELECT c.text, d.start, d.end, d.text FROM descriptions d JOIN chapters c ON c.id = d.chapter_id"
+        ).fetchall()
     finally:
         conn.close()
     assert len(rows) == result["descriptions_found"]

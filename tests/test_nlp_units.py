@@ -25,12 +25,12 @@ def test_a_few_mb_one_line_chapter_is_cut_at_sentence_ends_into_bounded_units():
     assert all(0 < u.end - u.start <= units.UNIT_CHARS for u in cut)
     position = 0
     for u in cut:
-        assert text[position:u.start].strip() == ""  # nothing but the space between sentences is left out
+        assert text[position : u.start].strip() == ""  # nothing but the space between sentences is left out
         assert u.start >= position
-        assert text[u.end - 1] in ".!?…", text[u.end - 20:u.end + 5]  # every unit ends a sentence
+        assert text[u.end - 1] in ".!?…", text[u.end - 20 : u.end + 5]  # every unit ends a sentence
         piece = u.text(text)
         for start, end, _ in u.paragraphs:
-            assert piece[start:end] == text[u.start + start:u.start + end]
+            assert piece[start:end] == text[u.start + start : u.start + end]
         position = u.end
     assert position == len(text)
     assert all(i == 0 for u in cut for i in u.paragraph_of)  # one paragraph, many windows
@@ -82,7 +82,7 @@ def test_offsets_hold_in_a_combined_one_line_chapter():
     combined = units.combine(parts, cut)
     assert combined.descriptions
     for d in combined.descriptions:
-        assert text[d.start:d.end] == d.text
+        assert text[d.start : d.end] == d.text
         assert "снег" in d.text
 
 
@@ -95,13 +95,20 @@ def test_run_book_sends_a_huge_chapter_in_units_and_keeps_its_offsets(monkeypatc
     small = "Кругом лежал глубокий снег.\nОн долго думал."
     seen = []
     with NlpPool(2) as pool:
-        results = dict(run_book([chapter_from_text(small), chapter_from_text(text)], mode="ensemble", processors=["snow_a", "snow_b"], pool=pool,
-                                on_chapter=lambda i, r: seen.append(i)))
+        results = dict(
+            run_book(
+                [chapter_from_text(small), chapter_from_text(text)],
+                mode="ensemble",
+                processors=["snow_a", "snow_b"],
+                pool=pool,
+                on_chapter=lambda i, r: seen.append(i),
+            )
+        )
     assert seen == [0, 1]
     big = results[1]
     assert big.timings["units"] == len(units.cut(text, limit=50_000)) > 5
     assert "units" not in results[0].timings  # a normal chapter: one unit, as before
-    assert big.descriptions and all(text[d.start:d.end] == d.text for d in big.descriptions)
+    assert big.descriptions and all(text[d.start : d.end] == d.text for d in big.descriptions)
     assert big.sentences_total > 1000
     assert sorted(d.start for d in big.descriptions) == [d.start for d in big.descriptions]
 
@@ -113,7 +120,14 @@ def test_run_book_reports_progress_inside_a_huge_chapter(monkeypatch):
     text = one_line_book(0.4)
     seen = []
     with NlpPool(1) as pool:
-        list(run_book([chapter_from_text(text)], mode="single", processors=["snow_a"], pool=pool,
-                      on_part=lambda i, k, n: seen.append((i, k, n))))
+        list(
+            run_book(
+                [chapter_from_text(text)],
+                mode="single",
+                processors=["snow_a"],
+                pool=pool,
+                on_part=lambda i, k, n: seen.append((i, k, n)),
+            )
+        )
     n = len(units.cut(text, limit=40_000))
     assert n > 3 and seen == [(0, k, n) for k in range(1, n + 1)]

@@ -56,10 +56,26 @@ def test_the_same_file_imported_in_parallel_gives_one_book(tmp_path, cli, home):
 
 
 def _start_process(home, book_id: int, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bookreader_cli", "process", str(book_id), "--json",
-                             "--processors", "spacy,natasha", "--workers", "1", *extra],
-                            env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bookreader_cli",
+            "process",
+            str(book_id),
+            "--json",
+            "--processors",
+            "spacy,natasha",
+            "--workers",
+            "1",
+            *extra,
+        ],
+        env=cli_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_lock(home, name: str, proc: subprocess.Popen, limit: float = 120) -> None:
@@ -130,5 +146,7 @@ def test_process_stops_with_one_line_when_its_book_is_deleted_under_it(cli, home
             pass
         proc.wait()
     assert proc.returncode == 1, err
-    assert json.loads(err.strip().splitlines()[-1])["error"] == f"book {book_id} was removed while it was being processed"
+    assert (
+        json.loads(err.strip().splitlines()[-1])["error"] == f"book {book_id} was removed while it was being processed"
+    )
     assert "IntegrityError" not in err and out == ""

@@ -103,9 +103,13 @@ def running(cli, home):
     procs = []
 
     def start() -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "bookreader_cli", "process", str(book_id), *ARGS],
-                                env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bookreader_cli", "process", str(book_id), *ARGS],
+            env=cli_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         procs.append(proc)
         return proc
 
@@ -121,8 +125,7 @@ def running(cli, home):
 def test_kill_9_of_process_takes_its_workers_and_frees_stdout(running, home):
     _, start = running
     proc = start()
-    workers = _wait(lambda: _workers(proc.pid) if len(_workers(proc.pid)) >= 2 else None, "two NLP workers",
-                    proc=proc)
+    workers = _wait(lambda: _workers(proc.pid) if len(_workers(proc.pid)) >= 2 else None, "two NLP workers", proc=proc)
     helpers = _children(proc.pid)  # the workers and multiprocessing's resource tracker
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -82,7 +82,7 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
         used: set[str] = set()
         unavailable: dict[str, str] = {}
         failures: dict[str, str] = {}
-        progress = {}  # progress inside a huge chapter: on_part(chapter, parts done, parts)
+        progress: dict[str, Any] = {}  # progress inside a huge chapter: on_part(chapter, parts done, parts)
         if on_part is not None:
             progress["on_part"] = lambda position, done_parts, parts: on_part(pending[position], done_parts, parts)
         results = run(pending, lang=lang, mode=mode, processors=names, workers=workers, nlp=settings.nlp, **progress)

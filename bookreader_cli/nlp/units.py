@@ -34,14 +34,20 @@ class Unit:
     paragraph_of: tuple[int, ...] = ()
 
     def text(self, chapter_text: str) -> str:
-        return chapter_text if self.paragraphs is None else chapter_text[self.start:self.end]
+        return chapter_text if self.paragraphs is None else chapter_text[self.start : self.end]
 
     def chapter(self, whole: Chapter) -> Chapter:
         """The piece as a Chapter of its own (the whole chapter itself when it is one unit)."""
         if self.paragraphs is None:
             return whole
-        return Chapter(whole.title, whole.text[self.start:self.end],
-                       [Paragraph(s, e, k) for s, e, k in self.paragraphs], whole.source, whole.idx, whole.id)
+        return Chapter(
+            whole.title,
+            whole.text[self.start : self.end],
+            [Paragraph(s, e, k) for s, e, k in self.paragraphs],
+            whole.source,
+            whole.idx,
+            whole.id,
+        )
 
 
 def _line_spans(text: str) -> list[tuple[int, int, str]]:
@@ -82,7 +88,7 @@ def _window_end(text: str, start: int, limit: int, stop: int) -> int:
         return stop
     back = max(start, hard - _SEARCH_BACK)
     for lo in (back, start):  # the tail first (cheap); the whole window when the tail holds no sentence end
-        ends = [lo + s.stop for s in sentenize(text[lo:hard + 1])]
+        ends = [lo + s.stop for s in sentenize(text[lo : hard + 1])]
         cut = next((e for e in reversed(ends[:-1]) if start < e <= hard), None)  # the last piece may be cut
         if cut is not None:
             return cut
@@ -126,8 +132,14 @@ def cut(text: str, paragraphs: Iterable | None = None, limit: int | None = None)
     def close() -> None:
         if group:
             first = group[0][0]
-            units.append(Unit(first, group[-1][1], tuple((s - first, e - first, k) for s, e, k, _ in group),
-                              tuple(i for *_, i in group)))
+            units.append(
+                Unit(
+                    first,
+                    group[-1][1],
+                    tuple((s - first, e - first, k) for s, e, k, _ in group),
+                    tuple(i for *_, i in group),
+                )
+            )
             group.clear()
 
     for piece in _pieces(text, spans, limit):
@@ -161,12 +173,20 @@ def combine(results: Sequence[Any], units: Sequence[Unit]) -> Any:
     for result, unit in zip(results, units):
         shift, offset = unit.start, int(sentences)
         for d in result.descriptions:
-            descriptions.append(dataclasses.replace(
-                d, start=d.start + shift, end=d.end + shift, sentences=[i + offset for i in d.sentences],
-                paragraph=unit.paragraph_of[d.paragraph] if d.paragraph < len(unit.paragraph_of) else d.paragraph))
+            descriptions.append(
+                dataclasses.replace(
+                    d,
+                    start=d.start + shift,
+                    end=d.end + shift,
+                    sentences=[i + offset for i in d.sentences],
+                    paragraph=unit.paragraph_of[d.paragraph] if d.paragraph < len(unit.paragraph_of) else d.paragraph,
+                )
+            )
         if decisions is not None and result.decisions is not None:
-            decisions.extend(dict(x, index=x.get("index", 0) + offset, start=x["start"] + shift,
-                                  end=x["end"] + shift) for x in result.decisions)
+            decisions.extend(
+                dict(x, index=x.get("index", 0) + offset, start=x["start"] + shift, end=x["end"] + shift)
+                for x in result.decisions
+            )
         else:
             decisions = None
         for name, v in result.votes_summary.items():
@@ -183,11 +203,20 @@ def combine(results: Sequence[Any], units: Sequence[Unit]) -> Any:
         sentences += result.sentences_total
         passed += result.sentences_passed
         unanimous += result.consensus_rate * result.sentences_passed
-    votes_summary = {name: {"ran": v["ran"], "yes": v["yes"],
-                            "mean_score": round(v["score_sum"] / v["ran"], 4) if v["ran"] else 0.0}
-                     for name, v in summary.items()}
+    votes_summary = {
+        name: {"ran": v["ran"], "yes": v["yes"], "mean_score": round(v["score_sum"] / v["ran"], 4) if v["ran"] else 0.0}
+        for name, v in summary.items()
+    }
     return dataclasses.replace(
-        results[0], descriptions=descriptions, sentences_total=int(sentences), sentences_passed=int(passed),
-        votes_summary=votes_summary, processors_used=used,
-        processors_unavailable=unavailable, processor_failures=failures,
-        consensus_rate=round(unanimous / passed, 4) if passed else 0.0, timings=timings, decisions=decisions)
+        results[0],
+        descriptions=descriptions,
+        sentences_total=int(sentences),
+        sentences_passed=int(passed),
+        votes_summary=votes_summary,
+        processors_used=used,
+        processors_unavailable=unavailable,
+        processor_failures=failures,
+        consensus_rate=round(unanimous / passed, 4) if passed else 0.0,
+        timings=timings,
+        decisions=decisions,
+    )
