@@ -10,6 +10,9 @@ Why these choices:
 - diskcache is safe across processes (SQLite transactions, values written to a new file then swapped in);
   a reader that loses a race with a refreshing writer sees a miss and rebuilds, so it still returns the
   right bytes.
+- The cache is disposable: when its index (diskcache's cache.db) is damaged (SQLite says "malformed" or
+  "not a database"), the directory is moved aside (`epub.damaged-…`, a warning names it), a new one is
+  started and the operation runs again; `cache clear` deletes the moved-aside copies.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import os
+import shutil
+import sqlite3
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from diskcache import Cache, Disk
 from diskcache.core import MODE_PICKLE
@@ -33,6 +41,11 @@ SUBDIR = "epub"
 _MAGIC = b"BRC1"
 _HEADER_LEN = struct.Struct(">I")
 _GZIP_LEVEL = 6
+DAMAGED_PREFIX = SUBDIR + ".damaged-"
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+log = logging.getLogger("bookreader.cache")
+T = TypeVar("T")
 
 
 class BytesOnlyDisk(Disk):
@@ -78,6 +91,88 @@ def _open(cache_dir: str | Path) -> Cache:
             os.chmod(path, 0o700)
         cache = _OPEN[key] = Cache(str(directory), disk=BytesOnlyDisk)
     return cache
+
+
+# --- a damaged index -----------------------------------------------------------------------------------
+
+
+def index_path(cache_dir: str | Path) -> Path:
+    """diskcache's SQLite index of the EPUB cache."""
+    return Path(cache_dir) / SUBDIR / "cache.db"
+
+
+def _is_damage(exc: BaseException) -> bool:
+    """SQLite's "database disk image is malformed" or "file is not a database"; never "locked"/"busy"."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def index_damage(cache_dir: str | Path) -> list[str]:
+    """`PRAGMA quick_check` of the index: [] when sound or absent, else SQLite's findings."""
+    path = index_path(cache_dir)
+    if not path.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(str(path), timeout=5)
+    except sqlite3.Error as exc:
+        return [str(exc)]
+    try:
+        rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)] if _is_damage(exc) else []  # busy: not damage
+    finally:
+        conn.close()
+    return [] if rows == ["ok"] else rows
+
+
+def _move_aside(cache_dir: str | Path, cause: BaseException) -> Path | None:
+    """Close our handle and rename the damaged directory out of the way (unless another process has
+    already replaced it with a sound one); returns where it went."""
+    directory = Path(cache_dir) / SUBDIR
+    for key in [k for k in _OPEN if k[1] == os.getpid() and k[0] == str(directory.resolve())]:
+        try:
+            _OPEN.pop(key).close()
+        except Exception as exc:  # closing a damaged database may fail as well
+            log.debug("closing the damaged cache failed: %s", exc)
+    if not index_damage(cache_dir) and index_path(cache_dir).is_file():
+        return None  # someone else moved it aside and started afresh meanwhile
+    aside = directory.with_name(f"{DAMAGED_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        directory.rename(aside)
+    except FileNotFoundError:
+        return None
+    log.warning("the EPUB cache index %s was damaged (%s): moved the cache aside to %s and started a new "
+                "one (`bookreader cache clear` deletes the old copy)", index_path(cache_dir), cause, aside)
+    return aside
+
+
+def _healing(cache_dir: str | Path, operation: Callable[[Cache], T]) -> T:
+    """operation(cache); when the index turns out damaged, move it aside and run it once more on a new one."""
+    try:
+        return operation(_open(cache_dir))
+    except sqlite3.DatabaseError as exc:
+        if not _is_damage(exc):
+            raise
+        _move_aside(cache_dir, exc)
+    return operation(_open(cache_dir))
+
+
+def _remove_damaged_copies(cache_dir: str | Path) -> int:
+    """Delete directories moved aside by _move_aside; returns the bytes freed."""
+    freed = 0
+    root = Path(cache_dir)
+    if not root.is_dir():
+        return 0
+    for path in root.glob(DAMAGED_PREFIX + "*"):
+        if path.is_dir() and not path.is_symlink():
+            freed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+            shutil.rmtree(path, ignore_errors=True)
+    return freed
 
 
 # --- entry format ------------------------------------------------------------------------------------------
@@ -203,14 +298,15 @@ def cache_put(cache_dir: str | Path, book_id, path: str | Path, ttl: int = DEFAU
     if ttl <= 0:
         raise BadInput(f"the cache TTL must be positive, not {ttl}")
     started = time.perf_counter()
-    cache = _open(cache_dir)
-    found, header, _data = _lookup(cache, book_id, path)
-    if found == "hit" and header is not None:
-        cache.touch(cache_key(book_id), expire=ttl)  # same bytes: only the TTL restarts
-        status = "fresh"
-    else:
-        header, _ = _store(cache, book_id, path, ttl)
-        status = _STATUS_AFTER[found]
+
+    def put(cache: Cache) -> tuple[dict, str]:
+        found, header, _ = _lookup(cache, book_id, path)
+        if found == "hit" and header is not None:
+            cache.touch(cache_key(book_id), expire=ttl)  # same bytes: only the TTL restarts
+            return header, "fresh"
+        return _store(cache, book_id, path, ttl)[0], _STATUS_AFTER[found]
+
+    header, status = _healing(cache_dir, put)
     return _result(book_id, header, ttl, status, seconds=round(time.perf_counter() - started, 4))
 
 
@@ -220,13 +316,15 @@ def cache_fetch(
     """The original EPUB bytes, from the cache when the entry is intact and current, else rebuilt
     from the source first; and the result dict (status "hit", "cached", "refreshed" or "rebuilt")."""
     path = Path(path)
-    cache = _open(cache_dir)
-    found, header, data = _lookup(cache, book_id, path)
-    if found == "hit":
-        assert header is not None and data is not None  # a hit has both
-        return data, _result(book_id, header, header.get("ttl_seconds", ttl), "hit")
-    header, data = _store(cache, book_id, path, ttl)
-    return data, _result(book_id, header, ttl, _STATUS_AFTER[found])
+
+    def fetch(cache: Cache) -> tuple[bytes, dict]:
+        found, header, data = _lookup(cache, book_id, path)
+        if found == "hit" and header is not None and data is not None:
+            return data, _result(book_id, header, header.get("ttl_seconds", ttl), "hit")
+        header, data = _store(cache, book_id, path, ttl)
+        return data, _result(book_id, header, ttl, _STATUS_AFTER[found])
+
+    return _healing(cache_dir, fetch)
 
 
 def cache_get(cache_dir: str | Path, book_id, path: str | Path, ttl: int = DEFAULT_TTL_SECONDS) -> bytes:
@@ -240,9 +338,8 @@ def cache_peek(cache_dir: str | Path, book_id) -> tuple[bytes, dict] | None:
     (compare the sha256). Never creates the cache directory."""
     if not (Path(cache_dir) / SUBDIR).is_dir():
         return None
-    cache = _open(cache_dir)
     try:
-        blob = cache.get(cache_key(book_id), default=None)
+        blob = _healing(cache_dir, lambda cache: cache.get(cache_key(book_id), default=None))
     except ValueError:
         return None
     decoded = _decode(blob) if blob is not None else None
@@ -254,9 +351,12 @@ def cache_peek(cache_dir: str | Path, book_id) -> tuple[bytes, dict] | None:
 
 def cache_stats(cache_dir: str | Path) -> dict:
     """Entries, their original and compressed sizes, and the space the cache uses on disk."""
+    return _healing(cache_dir, _stats)
+
+
+def _stats(cache: Cache) -> dict:
     entries = damaged = original = compressed = 0
     books = []
-    cache = _open(cache_dir)
     for key in list(cache.iterkeys()):
         try:
             blob = cache.get(key, default=None)
@@ -290,15 +390,15 @@ def cache_stats(cache_dir: str | Path) -> dict:
 
 
 def cache_clear(cache_dir: str | Path, expired_only: bool = False) -> dict:
-    """Remove every entry, or only the expired ones; says how many went and how much space came back."""
-    cache = _open(cache_dir)
-    before = cache.volume()
-    removed = cache.expire() if expired_only else cache.clear()
-    remaining = len(cache)
-    after = cache.volume()
-    return {
-        "removed": removed,
-        "remaining": remaining,
-        "expired_only": expired_only,
-        "freed_bytes": max(0, before - after),
-    }
+    """Remove every entry, or only the expired ones; says how many went and how much space came back.
+    Copies of a damaged cache moved aside earlier go too (they are never read)."""
+
+    def clear(cache: Cache) -> dict:
+        before = cache.volume()
+        removed = cache.expire() if expired_only else cache.clear()
+        return {"removed": removed, "remaining": len(cache), "expired_only": expired_only,
+                "freed_bytes": max(0, before - cache.volume())}
+
+    result = _healing(cache_dir, clear)
+    result["freed_bytes"] += _remove_damaged_copies(cache_dir)
+    return result

@@ -28,6 +28,7 @@ class NlpSettings:
     spacy_model: str = ""  # an installed pipeline name or a path; empty: use one if installed, else rules
     stanza_dir: str = ""  # a Stanza resources dir; empty: <home>/models/stanza, else the bundled models
     stanza_ner: bool = False  # Stanza's NER changed no vote on dev or Karamazov and costs ~14% of its time
+    max_book_chars: int = 20_000_000  # `process` refuses a bigger book (see README, Contracts): hours of NLP
     # <home>/models, filled in by load_settings (not a config key): where `models train-stanza` puts models
     models_dir: str = field(default="", metadata={"derived": True})
 

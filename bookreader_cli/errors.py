@@ -31,3 +31,11 @@ class JobFailed(BookreaderError):
 
 class Busy(JobFailed):
     """Another live process holds the lock. Not bad input: the same command succeeds later."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread and handled like Ctrl-C: the run is recorded as failed and can be
+    resumed; the CLI exits 143 (128 + 15) where Ctrl-C exits 130."""
+
+    def __str__(self) -> str:
+        return "terminated by SIGTERM"

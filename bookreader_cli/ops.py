@@ -150,12 +150,39 @@ def _check(status: str, detail: str, started: float, **extra) -> dict:
             **extra}
 
 
-def check_database(conn: sqlite3.Connection | None, error: str | None = None, busy_ms: int = 2000) -> dict:
-    """A real write (a row in `locks`) inside a transaction that is rolled back: proves the file, its
-    directory (for the WAL) and the lock are all writable, and leaves nothing behind."""
+class Damage(list):
+    """`PRAGMA quick_check`'s findings ([] = sound) and the milliseconds the check took."""
+
+    ms: float = 0.0
+
+
+def quick_check(conn: sqlite3.Connection, max_findings: int = 5) -> Damage:
+    """SQLite's own `PRAGMA quick_check` (every page and b-tree, indexes not matched to their tables):
+    empty when the file is sound, else its first findings. Reads only; O(file size)."""
+    started = time.perf_counter()
+    try:
+        rows = sql.quick_check(conn, max_findings)
+    except sqlite3.DatabaseError as exc:  # so damaged that the check itself cannot run
+        rows = [str(exc)]
+    found = Damage([] if rows == ["ok"] else rows)
+    found.ms = round((time.perf_counter() - started) * 1000, 2)
+    return found
+
+
+def check_database(conn: sqlite3.Connection | None, error: str | None = None, busy_ms: int = 2000,
+                   damage: list[str] | None = None) -> dict:
+    """`PRAGMA quick_check` first (`damage`: its findings when the caller ran it already); on a sound file,
+    a real write (a row in `locks`) inside a transaction that is rolled back: proves the file, its
+    directory (for the WAL) and the lock are all writable, and leaves nothing behind. A damaged file is
+    never written to."""
     started = time.perf_counter()
     if conn is None:
         return _check(UNHEALTHY, f"database unusable: {error or 'no connection'}", started)
+    damage = quick_check(conn) if damage is None else damage
+    started -= getattr(damage, "ms", 0.0) / 1000  # the check's time counts, wherever it ran
+    if damage:
+        return _check(UNHEALTHY, f"damaged: PRAGMA quick_check: {'; '.join(damage)}", started,
+                      findings=list(damage))
     try:
         version, mode = sql.write_probe(conn, busy_ms)
     except sqlite3.OperationalError as exc:
@@ -163,7 +190,7 @@ def check_database(conn: sqlite3.Connection | None, error: str | None = None, bu
         return _check(status, f"write failed: {exc}", started)
     except sqlite3.Error as exc:
         return _check(UNHEALTHY, f"write failed: {exc}", started)
-    return _check(HEALTHY, f"writable (schema version {version}, journal {mode})", started,
+    return _check(HEALTHY, f"quick_check ok, writable (schema version {version}, journal {mode})", started,
                   schema_version=version, journal_mode=mode)
 
 
@@ -237,12 +264,30 @@ def check_image_api(base_url: str, timeout: float) -> dict:
                   http_status=response.status_code)
 
 
-def health(settings: Settings, conn: sqlite3.Connection | None, network: bool = False,
-           store_error: str | None = None) -> dict:
-    """Run every check; the overall status is the worst of them. Keys of the seed's health_check kept."""
+def check_cache_index(cache_dir: Path) -> dict:
+    """`PRAGMA quick_check` of the EPUB cache's index (diskcache's cache.db). The cache is disposable:
+    its next use moves a damaged one aside and starts afresh (cache.py), so this only reports."""
+    from bookreader_cli.cache import index_damage, index_path
+
     started = time.perf_counter()
-    checks = {"database": check_database(conn, store_error)}
+    path = index_path(cache_dir)
+    if not path.is_file():
+        return _check(HEALTHY, f"{path}: none yet", started, path=str(path))
+    damage = index_damage(cache_dir)
+    if damage:
+        return _check(UNHEALTHY, f"{path}: damaged ({'; '.join(damage)}); its next use moves it aside and "
+                                 f"rebuilds it", started, path=str(path), findings=damage)
+    return _check(HEALTHY, f"{path}: quick_check ok", started, path=str(path))
+
+
+def health(settings: Settings, conn: sqlite3.Connection | None, network: bool = False,
+           store_error: str | None = None, damage: list[str] | None = None) -> dict:
+    """Run every check; the overall status is the worst of them. Keys of the seed's health_check kept.
+    `damage`: the database's quick_check findings when the caller ran it already ([] = sound)."""
+    started = time.perf_counter()
+    checks = {"database": check_database(conn, store_error, damage=damage)}
     checks["cache_dir"] = check_dir_writable(settings.cache_dir)
+    checks["cache_index"] = check_cache_index(settings.cache_dir)
     checks["images_dir"] = check_dir_writable(settings.images_dir)
     checks["disk"] = check_disk(settings.home, settings.health.disk_degraded_mb, settings.health.disk_unhealthy_mb)
     checks.update(check_processors(settings))
@@ -266,6 +311,7 @@ __all__ = [
     "RUN_QUEUES",
     "STATES",
     "UNHEALTHY",
+    "check_cache_index",
     "check_database",
     "check_dir_writable",
     "check_disk",
@@ -274,5 +320,6 @@ __all__ = [
     "collect_stats",
     "dir_size",
     "health",
+    "quick_check",
     "to_prometheus",
 ]

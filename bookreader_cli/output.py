@@ -121,14 +121,17 @@ def error(text: str, json_mode: bool, exit_code: int) -> None:
 def progress(total: int, label: str) -> Iterator:
     """A progress bar on stderr when interactive; otherwise a plain line per step (when verbose) or nothing.
 
-    Yields `advance(description: str = "")`.
+    Yields `advance(description: str = "", step: int = 1)`; step 0 only changes the description (progress
+    inside a step, such as the parts of a huge chapter).
     """
     if not interactive():
         log = logging.getLogger("bookreader.progress")
         done = [0]
 
-        def advance(description: str = "") -> None:
-            done[0] += 1
+        def advance(description: str = "", step: int = 1) -> None:
+            if not step:
+                return  # the runner logs parts itself
+            done[0] += step
             log.info("%s %d/%d %s", label, done[0], total, description)
 
         yield advance
@@ -139,8 +142,8 @@ def progress(total: int, label: str) -> Iterator:
                   console=console(), transient=False) as bar:
         task = bar.add_task(label, total=total)
 
-        def advance(description: str = "") -> None:
-            bar.update(task, advance=1, description=f"{label} {description}".strip())
+        def advance(description: str = "", step: int = 1) -> None:
+            bar.update(task, advance=step, description=f"{label} {description}".strip())
 
         yield advance
 

@@ -58,7 +58,8 @@ def record(store, task: str, queue: str, args: dict, fn: Callable[[], Any], retr
         retries = 0
     run_id = uuid.uuid4().hex
     created = time.time()
-    sql.insert_run(store.conn, run_id, task, queue, _dumps(args), created)
+    # the owner from the start: a process that dies before STARTED is reaped too
+    sql.insert_run(store.conn, run_id, task, queue, _dumps(args), created, this_process())
     extra = {"task_id": run_id, "task_name": task, "queue": queue}
     log.info("task received", extra=dict(extra, state="PENDING"))
     started = None
@@ -85,8 +86,8 @@ def record(store, task: str, queue: str, args: dict, fn: Callable[[], Any], retr
                 continue
             _finish(store, run_id, started, attempt, "FAILURE", error=str(exc), extra=extra)
             raise
-        except KeyboardInterrupt:  # Ctrl-C: the run is over, and says why (a rerun finishes the work)
-            _finish(store, run_id, started, attempt, "FAILURE", error=INTERRUPTED, extra=extra)
+        except KeyboardInterrupt as exc:  # Ctrl-C ("interrupted") or SIGTERM (errors.Terminated): failed, resumable
+            _finish(store, run_id, started, attempt, "FAILURE", error=str(exc) or INTERRUPTED, extra=extra)
             raise
         except BaseException as exc:
             _finish(store, run_id, started, attempt, "FAILURE", error=f"{type(exc).__name__}: {exc}", extra=extra)
@@ -151,9 +152,10 @@ def get_run(store, run_id: str) -> dict:
 
 
 def reap_abandoned(conn: sqlite3.Connection) -> int:
-    """Mark FAILURE the unfinished runs (STARTED/RETRY) whose process on this host is gone: killed with
-    SIGKILL, by the OOM killer, or with its machine's power. Runs of other hosts are left alone (their pid
-    means nothing here). Called wherever runs are read, so `runs list` never shows a dead run as running."""
+    """Mark FAILURE the unfinished runs (PENDING/STARTED/RETRY) whose process on this host is gone: killed
+    with SIGKILL, by the OOM killer, or with its machine's power, before or after the run started. Runs of
+    other hosts are left alone (their pid means nothing here). Called wherever runs are read, so `runs list`
+    never shows a dead run as waiting or running."""
     reaped = 0
     for run_id, owner, started in sql.unfinished_runs(conn):
         if not gone(owner):

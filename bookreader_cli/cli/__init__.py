@@ -8,9 +8,10 @@ errors onto exit codes. The modules are imported in the order their commands app
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
-from bookreader_cli.cli.common import EXIT_FAILED, app
+from bookreader_cli.cli.common import EXIT_FAILED, app, on_sigterm
 
 COMMAND_MODULES = ("books", "process", "epub", "images", "status", "workers")  # the order of --help
 for _module in COMMAND_MODULES:
@@ -20,6 +21,7 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, on_sigterm)  # SIGTERM is handled like Ctrl-C: exit 143, resumable
     try:
         app()
     except BrokenPipeError:  # `bookreader … | head`

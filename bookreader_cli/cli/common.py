@@ -1,7 +1,7 @@
 """The Typer app, its global options, and `run`: open the context, call a job, print, map errors to exit codes.
 
 The exit codes live here and only here: 0 success, 1 the job ran and failed, 2 bad usage or bad input (one
-line on stderr, never a traceback), 130 interrupted.
+line on stderr, never a traceback), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, handled like Ctrl-C).
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ from typing import Annotated
 import typer
 
 from bookreader_cli import __version__
-from bookreader_cli.errors import BadInput, BookreaderError
+from bookreader_cli.errors import BadInput, BookreaderError, Terminated
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def exit_code(exc: BaseException) -> int:
     """The contract's exit code for an error."""
     if isinstance(exc, BadInput):
         return EXIT_BAD_INPUT
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     return EXIT_FAILED
@@ -90,8 +92,8 @@ def run(fn: Callable, json_mode: bool, human: Callable[[dict], None] | None = No
     except BookreaderError as exc:
         output.error(str(exc), json_mode, exit_code(exc))
         raise typer.Exit(exit_code(exc))
-    except KeyboardInterrupt as exc:
-        output.error("interrupted", json_mode, exit_code(exc))
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (errors.Terminated, see on_sigterm)
+        output.error(str(exc) or "interrupted", json_mode, exit_code(exc))
         raise typer.Exit(exit_code(exc))
     except Exception as exc:  # a bug or an environment failure: one line, not a traceback
         if os.environ.get("BOOKREADER_DEBUG"):
@@ -120,3 +122,12 @@ def bad_option(message: str) -> None:
 
     output.error(message, False, EXIT_BAD_INPUT)
     raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def on_sigterm(signum, frame) -> None:
+    """SIGTERM is handled like Ctrl-C (the run is recorded, its workers stopped, exit 143); a second
+    SIGTERM kills at once."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated()

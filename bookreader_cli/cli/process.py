@@ -34,7 +34,8 @@ def process_cmd(
         runner = book_runner(executor, ctx.settings)
         with output.progress(total, "chapters") as advance:
             return jobs.process_book(ctx, str(book_row["id"]), mode, processors, workers, executor,
-                                     on_chapter=lambda ch, n: advance(f"{ch.title[:40]} ({n})"), runner=runner)
+                                     on_chapter=lambda ch, n: advance(f"{ch.title[:40]} ({n})"), runner=runner,
+                                     on_part=lambda ch, k, parts: advance(f"{ch.title[:30]} part {k}/{parts}", 0))
 
     run(process, json_mode, lambda r: output.print_summary(r, title="Processed"))
 

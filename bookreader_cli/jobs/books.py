@@ -40,8 +40,8 @@ def import_book(ctx: Context, path: str | Path) -> dict:
          "paragraphs": [[p.start, p.end, p.kind] for p in ch.paragraphs]}
         for i, ch in enumerate(c for c in book.chapters if c.text)
     ]
-    book_id = ctx.store.insert_book(meta, chapters, book.cover)
-    return _import_result(ctx.store.book(book_id), ctx, "imported", started)
+    book_id, created = ctx.store.insert_or_get_book(meta, chapters, book.cover)  # another process may have won
+    return _import_result(ctx.store.book(book_id), ctx, "imported" if created else "exists", started)
 
 
 def _import_result(book: dict, ctx: Context, status: str, started: float) -> dict:
@@ -101,9 +101,19 @@ def show_book(ctx: Context, ref: str) -> dict:
 
 
 def remove_book(ctx: Context, ref: str) -> dict:
+    """Remove a book, its chapters, descriptions and image rows; refused (Busy, exit 1) while a `process`
+    of it runs: remove takes the lock that `process` holds."""
+    from bookreader_cli.locks import db_lock
+
     book = lookup_book(ctx, ref)
-    removed = ctx.store.remove_book(book["id"])
+    with db_lock(ctx.store, process_lock(book["id"]), busy_message=f"book {book['id']} is being processed"):
+        removed = ctx.store.remove_book(book["id"])
     return {"book_id": book["id"], "title": book["title"], "status": "removed", "removed": removed}
+
+
+def process_lock(book_id: int) -> str:
+    """The lock a `process` of the book holds; `books remove` takes it too."""
+    return f"process:{book_id}"
 
 
 def show_config(ctx: Context) -> dict:

@@ -27,9 +27,12 @@ def health_check(ctx: Context, network: bool = False) -> dict:
         store = ctx.store
     except (BookreaderError, sqlite3.Error, OSError) as exc:
         return ops.health(ctx.settings, None, network=network, store_error=str(exc))
+    damage = ops.quick_check(store.conn)
+    if damage:  # never write into a damaged file, not even the run's own row
+        return ops.health(ctx.settings, store.conn, network=network, damage=damage)
     try:
         return runs.record(store, "health_check", "cleanup", {"network": network},
-                           lambda: ops.health(ctx.settings, store.conn, network=network))
+                           lambda: ops.health(ctx.settings, store.conn, network=network, damage=damage))
     except sqlite3.Error as exc:  # the run itself could not be recorded: read-only file, full disk
         return ops.health(ctx.settings, None, network=network, store_error=str(exc))
 

@@ -9,6 +9,7 @@ This module drives nlp.engine; the engine never imports it.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import deque
@@ -18,15 +19,20 @@ from concurrent.futures.process import BrokenProcessPool
 
 from bookreader_cli.books.model import Chapter
 from bookreader_cli.config import NlpSettings
-from bookreader_cli.nlp import engine
+from bookreader_cli.nlp import engine, units
 from bookreader_cli.nlp.compat import single_thread_math
 from bookreader_cli.nlp.processors import loaded_processor
 from bookreader_cli.nlp.segment import chapter_from_text, segment
 
 POOLED_MODES = ("parallel", "ensemble")  # each processor scores in its own worker, the vote happens here
+log = logging.getLogger("bookreader.nlp")
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int | None = None, use_pdeathsig: bool = True) -> None:
+    if parent_pid is not None:
+        from bookreader_cli.nlp.lifeline import bind_to_parent
+
+        bind_to_parent(parent_pid, use_pdeathsig)
     single_thread_math()
 
 
@@ -63,10 +69,14 @@ class NlpPool:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             import multiprocessing
+            import threading
 
             single_thread_math()
+            # workers die with this process (nlp.lifeline); the kernel's parent-death signal follows the
+            # thread that spawns them, so it is asked for only when that is the main thread
+            on_main = threading.current_thread() is threading.main_thread()
             self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_init_worker)
+                                                 initializer=_init_worker, initargs=(os.getpid(), on_main))
         return self._executor
 
     def submit(self, fn, *args) -> Future:
@@ -86,11 +96,26 @@ class NlpPool:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
+    def terminate(self) -> None:
+        """Stop now (Ctrl-C, SIGTERM): kill the workers instead of waiting for their chapters."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            try:
+                process.kill()
+            except (OSError, ValueError):
+                pass
+        executor.shutdown(wait=False, cancel_futures=True)
+
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):  # Ctrl-C, SIGTERM
+            self.terminate()
+        else:
+            self.close()
 
 
 class ChapterJob:
@@ -150,6 +175,9 @@ def analyze_chapter(chapter: Chapter, lang: str = "ru", mode: str = "ensemble",
     pool = pool or NlpPool(len(plan.processors))
     try:
         result = ChapterJob.start(pool, chapter, lang, plan.processors, nlp, plan).collect()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the workers (which leave SIGINT to us) stop now
+        pool.terminate()
+        raise
     finally:
         if own:
             pool.close()
@@ -167,11 +195,15 @@ def analyze_text(text: str, lang: str = "ru", mode: str = "ensemble", processors
 
 def run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "ensemble",
              processors: Sequence[str] | None = None, workers: int = 2, on_chapter: Callable | None = None,
-             nlp: NlpSettings | None = None, pool: NlpPool | None = None) -> Iterator[tuple[int, engine.AnalysisResult]]:
+             nlp: NlpSettings | None = None, pool: NlpPool | None = None,
+             on_part: Callable | None = None) -> Iterator[tuple[int, engine.AnalysisResult]]:
     """Analyse chapters in worker processes; yield (chapter_index, AnalysisResult) as each finishes.
 
-    Results come in submission order, a few chapters in flight at once. A processor that fails on a chapter
-    is not started on later chapters (chapters already in flight keep its votes) and its failure is carried
+    Work goes to the workers in units (nlp.units): a chapter is one unit unless it is huge, then it is cut
+    into bounded ones and their results combined, so memory stays bounded and progress shows within it
+    (logged, and `on_part(chapter_index, parts_done, parts)` after each part of a multi-part chapter).
+    Results come in submission order, a few units in flight at once. A processor that fails on a unit
+    is not started on later units (units already in flight keep its votes) and its failure is carried
     in every later result's `processor_failures`; the others go on.
     """
     nlp = nlp or NlpSettings()
@@ -179,20 +211,29 @@ def run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "ensembl
     own_pool = pool is None
     pool = pool or NlpPool(workers)
     failures: dict[str, str] = {}
-    window = max(2, pool.workers * 2)  # chapters in flight: bounds memory on long books
+    window = max(2, pool.workers * 2)  # units in flight: bounds memory on long books and huge chapters
     pending: deque = deque()
-    source = iter(enumerate(chapters))
 
-    def start(index: int, chapter: Chapter) -> None:
+    def unit_work() -> Iterator[tuple[int, int, list[units.Unit], Chapter]]:
+        for index, chapter in enumerate(chapters):
+            cut, pieces = units.pieces(chapter)
+            if len(cut) > 1:
+                log.info("chapter %d: %d characters, analysed in %d parts", index, len(chapter.text), len(cut))
+            for number, piece in enumerate(pieces):
+                yield index, number, cut, piece
+
+    source = unit_work()
+
+    def start(index: int, number: int, cut: list[units.Unit], chapter: Chapter) -> None:
         names = [p for p in plan.processors if p not in failures]
         job: ChapterJob | Future
         if mode in POOLED_MODES:
             job = ChapterJob.start(pool, chapter, lang, names, nlp, plan)
         else:
             job = pool.submit(analyze_task, chapter, lang, mode, names, nlp)
-        pending.append((index, job, chapter, names))
+        pending.append((index, number, cut, job, chapter, names))
 
-    def finish(index, job, chapter, names) -> engine.AnalysisResult:
+    def finish(job, chapter, names) -> engine.AnalysisResult:
         if isinstance(job, Future):
             try:
                 try:
@@ -211,6 +252,7 @@ def run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "ensembl
         failures.update(result.processor_failures)
         return result
 
+    parts: list[engine.AnalysisResult] = []
     try:
         for _ in range(window):
             item = next(source, None)
@@ -218,14 +260,30 @@ def run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "ensembl
                 break
             start(*item)
         while pending:
-            index, job, chapter, names = pending.popleft()
-            result = finish(index, job, chapter, names)
+            index, number, cut, job, chapter, names = pending.popleft()
+            parts.append(finish(job, chapter, names))
             item = next(source, None)
             if item is not None:
                 start(*item)
+            if len(cut) > 1:
+                log.info("chapter %d: part %d/%d done", index, number + 1, len(cut))
+                if on_part is not None:
+                    on_part(index, number + 1, len(cut))
+            if number + 1 < len(cut):
+                continue
+            result = units.combine(parts, cut)
+            result.processor_failures = {**failures, **result.processor_failures}
+            parts = []
             if on_chapter is not None:
                 on_chapter(index, result)
             yield index, result
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (errors.Terminated): the workers go now, not after their chapter
+        pool.terminate()
+        raise
+    except GeneratorExit:  # the caller stopped early (its own error or interrupt): nobody wants the rest
+        if own_pool:
+            pool.terminate()
+        raise
     finally:
         if own_pool:
             pool.close()

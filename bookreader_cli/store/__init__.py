@@ -55,11 +55,18 @@ class Store:
         self.conn.close()
 
     def migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
+        """Bring the schema up to date. The version is read again inside BEGIN IMMEDIATE, so of several
+        processes opening a new home at once exactly one migrates; the others wait, then find it done."""
+        if self._version() >= len(MIGRATIONS):
+            return  # the usual case: nothing to write, no lock taken
+        with self.transaction():
+            version = self._version()
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                 migration(self.db)
                 self.conn.execute(f"PRAGMA user_version = {number}")
+
+    def _version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -116,14 +123,23 @@ class Store:
         return [_decode(r, "authors") for r in rows]
 
     def insert_book(self, meta: dict, chapters: list[dict], cover: bytes | None) -> int:
+        return self.insert_or_get_book(meta, chapters, cover)[0]
+
+    def insert_or_get_book(self, meta: dict, chapters: list[dict], cover: bytes | None) -> tuple[int, bool]:
+        """(book id, True) for a new book; (the existing book's id, False) when a book with the same sha256
+        is there already, even one another process inserted a moment ago: the look-up and the insert are
+        one BEGIN IMMEDIATE transaction."""
         with self.transaction():
+            existing = self.conn.execute("SELECT id FROM books WHERE sha256 = ?", [meta["sha256"]]).fetchone()
+            if existing is not None:
+                return existing[0], False
             row = dict(meta, cover=cover)
             for key in ("authors", "identifiers", "notes", "warnings"):
                 row[key] = json.dumps(row.get(key) or [], ensure_ascii=False)
             book_id = self.db["books"].insert(row).last_pk
             self.db["chapters"].insert_all(
                 [dict(ch, book_id=book_id, paragraphs=json.dumps(ch["paragraphs"])) for ch in chapters])
-        return book_id
+        return book_id, True
 
     def remove_book(self, book_id: int) -> dict:
         self.book(book_id)

@@ -11,9 +11,11 @@ _OLD_FINISHED = "FROM task_runs WHERE state IN ('SUCCESS', 'FAILURE') AND create
 LIST_COLUMNS = ("id, task, queue, state, attempts, created_at, started_at, finished_at, duration_seconds, error")
 
 
-def insert_run(conn: sqlite3.Connection, run_id: str, task: str, queue: str, args: str, created: float) -> None:
-    conn.execute("INSERT INTO task_runs (id, task, queue, args, state, attempts, created_at) "
-                 "VALUES (?, ?, ?, ?, 'PENDING', 0, ?)", [run_id, task, queue, args, created])
+def insert_run(conn: sqlite3.Connection, run_id: str, task: str, queue: str, args: str, created: float,
+               owner: str | None = None) -> None:
+    """A PENDING run; `owner` (host:pid) from the start, so a process that dies before STARTED is reaped."""
+    conn.execute("INSERT INTO task_runs (id, task, queue, args, state, attempts, created_at, owner) "
+                 "VALUES (?, ?, ?, ?, 'PENDING', 0, ?, ?)", [run_id, task, queue, args, created, owner])
 
 
 def update_run(conn: sqlite3.Connection, run_id: str, **values: Any) -> None:
@@ -49,16 +51,17 @@ def runs_by_prefix(conn: sqlite3.Connection, prefix: str, limit: int = 2) -> lis
 
 
 def unfinished_runs(conn: sqlite3.Connection) -> list[tuple[str, str, float | None]]:
-    """(id, owner, started_at) of the runs STARTED or waiting to RETRY that name their process."""
-    return conn.execute("SELECT id, owner, started_at FROM task_runs "
-                        "WHERE state IN ('STARTED', 'RETRY') AND owner IS NOT NULL").fetchall()
+    """(id, owner, started_at or created_at) of the runs PENDING, STARTED or waiting to RETRY that name
+    their process."""
+    return conn.execute("SELECT id, owner, coalesce(started_at, created_at) FROM task_runs "
+                        "WHERE state IN ('PENDING', 'STARTED', 'RETRY') AND owner IS NOT NULL").fetchall()
 
 
 def fail_unfinished(conn: sqlite3.Connection, run_id: str, error: str, finished: float, duration: float) -> int:
     """Mark a still-unfinished run FAILURE; 0 when it finished meanwhile."""
     return conn.execute(
         "UPDATE task_runs SET state = 'FAILURE', error = ?, finished_at = ?, duration_seconds = ? "
-        "WHERE id = ? AND state IN ('STARTED', 'RETRY')", [error, finished, duration, run_id]).rowcount
+        "WHERE id = ? AND state IN ('PENDING', 'STARTED', 'RETRY')", [error, finished, duration, run_id]).rowcount
 
 
 def delete_finished_before(conn: sqlite3.Connection, before: float) -> int:

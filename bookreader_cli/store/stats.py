@@ -44,6 +44,11 @@ def images_by_status(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT coalesce(status, 'unknown'), count(*) FROM images GROUP BY 1 ORDER BY 1"))
 
 
+def quick_check(conn: sqlite3.Connection, max_findings: int = 5) -> list[str]:
+    """SQLite's `PRAGMA quick_check`: ["ok"] for a sound file, else its first findings. Reads only."""
+    return [str(row[0]) for row in conn.execute(f"PRAGMA quick_check({int(max_findings)})")]
+
+
 def write_probe(conn: sqlite3.Connection, busy_ms: int) -> tuple[int, str]:
     """A real write (a row in `locks`) inside a transaction that is rolled back: proves the file, its
     directory (for the WAL) and the lock are all writable. Returns (schema version, journal mode); raises

@@ -86,11 +86,13 @@ def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "
                     processors: Sequence[str] | None = None, workers: int = 2, on_chapter: Callable | None = None,
                     nlp: NlpSettings | None = None, pool=None, *, settings: Settings | None = None, app=None,
                     timeout: float | None = None, interval: float = 0.2,
-                    on_warning: Callable[[str], None] | None = None) -> Iterator[tuple[int, Any]]:
+                    on_warning: Callable[[str], None] | None = None,
+                    on_part: Callable | None = None) -> Iterator[tuple[int, Any]]:
     """nlp.runner.run_book's contract on Celery: yield (chapter_index, AnalysisResult) as chapters finish.
 
     `settings` give the broker (default: the environment's); `nlp` the vote settings (default: settings.nlp).
-    `workers` and `pool` are accepted for the same signature and ignored (the workers' concurrency decides).
+    `workers` and `pool` are accepted for the same signature and ignored (the workers' concurrency decides);
+    so is `on_part`: a chapter goes to a Celery worker whole (nlp.units cuts only for the local pool).
     A chapter that fails on a worker (after its retries) fails the run with JobFailed; chapters already
     yielded are the caller's to keep, so running again finishes the book.
     """
