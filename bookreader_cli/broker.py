@@ -10,7 +10,9 @@ tries once for the coordinator's best-effort calls, and one error line for all o
 from __future__ import annotations
 
 import functools
+import math
 import socket
+from typing import Any
 
 from bookreader_cli.errors import JobFailed
 from bookreader_cli.runs import QUEUES
@@ -94,8 +96,8 @@ def check_broker(app, timeout: float = 5.0) -> None:
     (Celery itself would keep retrying, and a frozen Redis accepts the connection but never replies)."""
     try:
         with one_try_connection(app, socket_timeout=bounded_wait(timeout)) as conn:
-            conn.ensure_connection(max_retries=0, timeout=timeout)
-            conn.default_channel  # opening a channel asks the server (Redis: PING)
+            conn.ensure_connection(max_retries=0, timeout=math.ceil(timeout))
+            _ = conn.default_channel  # opening a channel asks the server (Redis: PING)
     except Exception as exc:
         raise unreachable(app, exc) from None
 
@@ -134,8 +136,8 @@ def queue_lengths(broker_url: str, queues=None, timeout: float = 1.0) -> dict[st
     options = {"max_retries": 0, "socket_timeout": timeout, "socket_connect_timeout": timeout}
     try:
         with Connection(broker_url, connect_timeout=timeout, transport_options=options) as conn:
-            conn.ensure_connection(max_retries=0, timeout=timeout)
-            channel = conn.default_channel
+            conn.ensure_connection(max_retries=0, timeout=math.ceil(timeout))
+            channel: Any = conn.default_channel  # a kombu virtual channel (queue_declare is not in its stub)
             counts = {}
             for name in queues or QUEUES:
                 try:

@@ -110,8 +110,8 @@ def test_redis_killed_mid_run_ends_in_one_line_and_frees_the_book(redis_server, 
 def test_the_revoke_after_a_failed_run_tries_once(redis_server, fault):
     """The `finally` of a failed or interrupted run asks the workers to drop its chapters: one try, bounded."""
     from bookreader_cli.broker import revoke_once
-    from bookreader_cli.workers.app import make_app
     from bookreader_cli.config import load_settings
+    from bookreader_cli.workers.app import make_app
 
     app = make_app(load_settings(environ={"BOOKREADER_HOME": "/nonexistent", **broker_env(redis_server)}))
     assert revoke_once(app, ["a-task-id"]) is True
@@ -185,8 +185,8 @@ def test_single_mode_with_several_processors_is_refused_before_sending(redis_ser
 
 
 def test_queues_are_declared_with_their_own_routing_keys():
-    from bookreader_cli.workers.app import make_app
     from bookreader_cli.config import load_settings
+    from bookreader_cli.workers.app import make_app
 
     app = make_app(load_settings(environ={"BOOKREADER_HOME": "/nonexistent"}))
     queues = app.conf.task_queues
@@ -218,8 +218,8 @@ def test_stats_without_a_broker_is_fast_and_says_so(cli, redis_server):
 
 # ---- item 10: the NLP queue ------------------------------------------------------------------------
 def test_nlp_chapters_have_their_own_queue():
-    from bookreader_cli.workers.app import make_app
     from bookreader_cli.config import load_settings
+    from bookreader_cli.workers.app import make_app
 
     conf = make_app(load_settings(environ={"BOOKREADER_HOME": "/nonexistent"})).conf
     queue = {name: route["queue"] for name, route in conf.task_routes.items()}

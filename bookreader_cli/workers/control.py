@@ -9,8 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bookreader_cli.errors import BadInput, JobFailed
 from bookreader_cli.broker import safe_url as _safe_url
+from bookreader_cli.errors import BadInput, JobFailed
 
 APP = "bookreader_cli.workers.worker"
 INSPECT_COMMANDS = ("active", "stats", "reserved", "scheduled", "registered", "ping")
@@ -69,8 +69,8 @@ def exec_command(command: dict) -> None:
 
 def _app(settings, timeout: float):
     require_celery()
-    from bookreader_cli.workers.app import make_app
     from bookreader_cli.broker import check_broker
+    from bookreader_cli.workers.app import make_app
 
     app = make_app(settings)
     check_broker(app, timeout)
