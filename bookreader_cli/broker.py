@@ -117,12 +117,13 @@ def revoke_once(app, task_ids: list[str]) -> bool:
         return False
 
 
-def workers_on(app, queue: str, timeout: float = 1.0) -> int:
-    """How many workers consume `queue` (those that answer within `timeout`). A broker that is gone or
-    frozen raises one of connection_errors(), so this doubles as a check that the broker lives."""
+def workers_on(app, queue: str, timeout: float = 1.0) -> set[str]:
+    """The workers that consume `queue` and answer within `timeout` (a `--pool solo` worker busy on a task
+    does not answer). A broker that is gone or frozen raises one of connection_errors(), so this doubles as
+    a check that the broker lives."""
     with one_try_connection(app) as conn:
         replies = app.control.inspect(timeout=timeout, connection=conn).active_queues() or {}
-    return sum(1 for queues in replies.values() if any(q.get("name") == queue for q in queues or []))
+    return {name for name, queues in replies.items() if any(q.get("name") == queue for q in queues or [])}
 
 
 def queue_lengths(broker_url: str, queues=None, timeout: float = 1.0) -> dict[str, int] | None:

@@ -302,3 +302,12 @@ def test_processor_failure_messages_match_the_local_run_for_an_english_book(nlp_
     assert r["processor_failures"] == lo["processor_failures"]
     assert r["nlp_processors_used"] == lo["nlp_processors_used"]
     assert r["status"] == lo["status"]
+
+
+def test_no_processor_for_the_language_is_the_same_line_under_both_executors(nlp_worker, redis_server, cli, home):
+    """Natasha reads Russian only: an English book with only Natasha fails alike, in the local run's words."""
+    remote = cli("process", EN_SAMPLE, "--executor", "celery", "--processors", "natasha", "--timeout", "300",
+                 env=broker_env(redis_server), timeout=400)
+    local = cli("--home", str(home.parent / "local"), "process", EN_SAMPLE, "--processors", "natasha", timeout=400)
+    assert local.code == remote.code == 1
+    assert one_error_line(remote.stderr, "no NLP processor is available") == one_error_line(local.stderr, "natasha")

@@ -20,7 +20,7 @@ from typing import Any
 
 from bookreader_cli.books.model import Chapter, Paragraph
 from bookreader_cli.config import NlpSettings, Settings
-from bookreader_cli.errors import BadInput, JobFailed
+from bookreader_cli.errors import BadInput, BookreaderError, JobFailed
 from bookreader_cli.nlp.engine import AnalysisResult, check_request
 
 # the NLP settings a chapter's result depends on; the coordinator's values travel with each job (model
@@ -129,19 +129,26 @@ def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "
     broker_gone = False
     deadline = None if timeout is None else time.monotonic() + timeout
 
-    def waiting(workers: int) -> None:
-        warn(f"waiting for {len(pending)} chapters on {workers} workers (consuming the '{NLP_QUEUE}' queue)")
+    def waiting(workers: set[str]) -> None:
+        running = set()  # the workers running one of our chapters (a busy solo worker answers no ping)
+        for task_id in pending:
+            meta = app.backend.get_task_meta(task_id)
+            if meta.get("status") == "STARTED" and isinstance(meta.get("result"), dict):
+                running.add(meta["result"].get("hostname"))
+        workers = workers | (running - {None})
+        warn(f"waiting for {len(pending)} chapters on {len(workers)} workers (consuming the '{NLP_QUEUE}' queue)")
 
     try:
         # with a timeout, a chapter still queued when the coordinator gives up is dropped unrun by the worker
         # that takes it later (a revoke reaches only the workers running now)
         expires = {} if timeout is None else {"expires": timeout}
+        consuming = broker.workers_on(app, NLP_QUEUE)  # asked before sending: an idle worker answers
         for index, payload in jobs:
             task_id = app.send_task(NLP_CHAPTER, args=[payload], **expires).id
             index_of[task_id] = index
             pending.add(task_id)
         handles.update((task_id, AsyncResult(task_id, app=app)) for task_id in index_of)
-        if not (consuming := broker.workers_on(app, NLP_QUEUE)):
+        if not consuming:
             waiting(consuming)
         while pending:
             left = None if deadline is None else deadline - time.monotonic()
@@ -160,6 +167,8 @@ def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "
                     index = index_of[task_id]
                     if meta["status"] != "SUCCESS":
                         exc = app.backend.exception_to_python(meta.get("result"))
+                        if isinstance(exc, BookreaderError):  # the engine's own verdict (say, no processor
+                            raise exc from None              # for this language): the local run's message
                         raise JobFailed(f"chapter {index} failed on a Celery worker: {type(exc).__name__}: {exc}")
                     handles[task_id].forget()
                     result = result_from_dict(meta["result"])
