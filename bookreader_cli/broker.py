@@ -68,8 +68,7 @@ def connection_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     try:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
+        from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
         errors += [RedisConnectionError, RedisTimeoutError]
     except ImportError:

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("celery")
 pytest.importorskip("redis")
 
-from redis_server import RedisServer, have_redis_server  # noqa: E402
+from redis_server import RedisServer, have_redis_server
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

@@ -21,7 +21,7 @@ def process_cmd(
     processors: ProcessorsOpt = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (default from settings).")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (process pool) or celery (workers anywhere).")] = "local",
-    timeout: Annotated[Optional[float], typer.Option(
+    timeout: Annotated[float | None, typer.Option(
         "--timeout", help="With --executor celery: give up (exit 1) when the chapters are not all back after S s.",
     )] = None,
     json_mode: JsonOpt = False,
