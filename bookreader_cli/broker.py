@@ -76,6 +76,18 @@ def connection_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def connection_failure(exc: BaseException) -> BaseException | None:
+    """The connection error behind `exc`, or None: `exc` itself, or what it was raised from (Celery's result
+    consumer wraps a lost Redis in RuntimeError("Retry limit exceeded while trying to reconnect …"))."""
+    lost = connection_errors()
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, lost) and not isinstance(seen, JobFailed):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
 def one_try_connection(app, socket_timeout: float | None = None):
     """A broker connection on which connecting and publishing are tried once: the first error is raised.
 

@@ -121,7 +121,6 @@ def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "
         return
     warn = on_warning or logging.getLogger("bookreader.celery").warning
     broker.check_broker(app)
-    lost = broker.connection_errors()
     index_of: dict[str, int] = {}
     pending: set[str] = set()
     handles: dict[str, AsyncResult] = {}
@@ -181,9 +180,12 @@ def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "
             except (TimeoutError, CeleryTimeout):
                 if not came_back and (deadline is None or time.monotonic() < deadline):
                     waiting(broker.workers_on(app, NLP_QUEUE))  # also proves the broker still answers
-    except lost as exc:
+    except Exception as exc:
+        cause = broker.connection_failure(exc)
+        if cause is None:
+            raise
         broker_gone = True
-        raise broker.unreachable(app, exc) from None
+        raise broker.unreachable(app, cause) from None
     finally:
         if pending and not broker_gone:  # failed or interrupted: do not leave the rest running for nobody
             broker.revoke_once(app, list(pending))
