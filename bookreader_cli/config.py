@@ -83,6 +83,7 @@ class CelerySettings:
     time_limit: int = 3600
     visibility_timeout: int = 7200  # Redis: an unacked task whose worker vanished is redelivered after this
     max_redeliveries: int = 3  # a task delivered more often than 1 + this (worker crashes) fails instead
+    socket_timeout: float = 10.0  # seconds any broker/result-backend read may take: a frozen Redis fails, not hangs
 
 
 @dataclass

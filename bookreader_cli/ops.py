@@ -39,6 +39,7 @@ def collect_stats(settings: Settings, conn: sqlite3.Connection) -> dict:
     collected_at = time.time()
     with sql.read_snapshot(conn):  # all counts from the same moment, even while others write
         stats = _counts(settings, conn, DESCRIPTION_TYPES)
+    stats["celery_queue_lengths"] = broker_queue_lengths(settings)
     stats["timestamp"] = iso_timestamp(collected_at)
     stats["collected_at"] = round(collected_at, 3)
     stats["collection_time_seconds"] = round(time.perf_counter() - started, 4)
@@ -67,12 +68,22 @@ def _counts(settings: Settings, conn: sqlite3.Connection, description_types) -> 
         "images_by_status": images_by_status,
         # the app counted logged-in sessions; here: task runs executing right now (this one included)
         "active_sessions": sum(q["STARTED"] for q in runs.values()),
-        # the app read Redis queue lengths; here: runs waiting to start or to be retried, per queue
-        "celery_queue_lengths": {queue: runs[queue]["PENDING"] + runs[queue]["RETRY"] for queue in runs},
+        # the seed's key, the seed's meaning: messages waiting in the broker's queues (filled in by
+        # collect_stats; None when no broker answers)
+        "celery_queue_lengths": None,
+        # runs recorded in this database waiting to start or to be retried, per queue
+        "task_runs_waiting": {queue: runs[queue]["PENDING"] + runs[queue]["RETRY"] for queue in runs},
         "task_runs": runs,
         "storage_bytes": storage,
         "storage_mb_total": round(sum(storage.values()) / 2**20, 3),
     }
+
+
+def broker_queue_lengths(settings: Settings, timeout: float = 1.0) -> dict | None:
+    """Messages waiting per Celery queue, asked from the broker within about `timeout` s; None without one."""
+    from bookreader_cli.broker import queue_lengths
+
+    return queue_lengths(settings.celery.broker_url, timeout=timeout)
 
 
 def _file_size(path: Path) -> int:

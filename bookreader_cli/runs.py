@@ -30,11 +30,14 @@ log = logging.getLogger("bookreader.tasks")
 
 STATES = ("PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE")
 ABANDONED = "abandoned: the process running it (pid {pid}) ended without finishing it"
-# The Celery queues, defined once ("celery" is Celery's default queue, for the small tasks such as the health
-# check); task runs are recorded under the first three (a health check counts as "cleanup").
-QUEUES = ("books", "images", "cleanup", "celery")
+# The Celery queues, defined once: "nlp" for the pure chapter jobs (any machine with the models), "books" for
+# the tasks that need the coordinator's database (process_book, CFI, EPUB cache), and "celery", Celery's
+# default queue, for the small tasks such as the health check. Task runs are recorded under RUN_QUEUES (a
+# health check counts as "cleanup"; a chapter job is part of its process_book run).
+QUEUES = ("books", "nlp", "images", "cleanup", "celery")
+NLP_QUEUE = "nlp"
+RUN_QUEUES = ("books", "images", "cleanup")
 INTERRUPTED = "interrupted"  # the error of a run stopped by Ctrl-C
-RUN_QUEUES = QUEUES[:3]
 
 
 class Transient(BookreaderError):

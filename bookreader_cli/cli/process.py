@@ -21,6 +21,9 @@ def process_cmd(
     processors: ProcessorsOpt = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (default from settings).")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (process pool) or celery (workers anywhere).")] = "local",
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="With --executor celery: give up (exit 1) when the chapters are not all back after S s.",
+    )] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Find, rank and store a book's descriptions, chapter by chapter."""
@@ -29,9 +32,9 @@ def process_cmd(
     def process(ctx):
         from bookreader_cli.runners import book_runner
 
+        runner = book_runner(executor, ctx.settings, timeout)  # a bad --timeout is refused before the import
         book_row = jobs.book_ref_or_file(ctx, book)
         total, _ = ctx.store.chapter_totals(book_row["id"])
-        runner = book_runner(executor, ctx.settings)
         with output.progress(total, "chapters") as advance:
             return jobs.process_book(ctx, str(book_row["id"]), mode, processors, workers, executor,
                                      on_chapter=lambda ch, n: advance(f"{ch.title[:40]} ({n})"), runner=runner,

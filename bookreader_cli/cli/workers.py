@@ -9,12 +9,12 @@ import typer
 
 from bookreader_cli.cli.common import JsonOpt, app, run
 
-QueuesOpt = Annotated[str, typer.Option("--queues", "-Q", help="Comma-separated: books,images,cleanup,celery.")]
+QueuesOpt = Annotated[str, typer.Option("--queues", "-Q", help="Comma-separated: books,nlp,images,cleanup,celery.")]
 
 
 @app.command("worker")
 def celery_worker(
-    queues: QueuesOpt = "books,images,cleanup,celery",
+    queues: QueuesOpt = "books,nlp,images,cleanup,celery",
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", help="Worker processes (default: nlp.workers).")] = None,
     pool: Annotated[str, typer.Option("--pool", help="Celery pool: prefork, solo, threads.")] = "prefork",
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info",
@@ -59,7 +59,7 @@ def celery_inspect(
 
 @app.command("purge")
 def celery_purge(
-    queues: QueuesOpt = "books,images,cleanup,celery",
+    queues: QueuesOpt = "books,nlp,images,cleanup,celery",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_mode: JsonOpt = False,
 ) -> None:

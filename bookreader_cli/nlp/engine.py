@@ -106,16 +106,24 @@ def processor_names(processors: str | Sequence[str] | None, nlp: NlpSettings | N
     return list(dict.fromkeys(names))
 
 
+def check_request(mode: str, processors: str | Sequence[str] | None = None,
+                  nlp: NlpSettings | None = None) -> list[str]:
+    """The one check of a request (mode, names, and `single` with several), needing no model: plan() and
+    the Celery runner (before it sends anything) both call it, so both executors refuse alike."""
+    check_mode(mode)
+    names = processor_names(processors, nlp)
+    if mode == "single" and processors and len(names) > 1:
+        raise BadInput("mode 'single' takes exactly one processor")
+    return names
+
+
 def plan(mode: str, processors: Sequence[str] | None = None, nlp: NlpSettings | None = None,
          lang: str = "ru") -> Plan:
     """Which processors will run: requested ones that are available for `lang` (cheap checks only).
 
     processors=None: the settings' list; in single mode then the first available of SINGLE_PREFERENCE."""
     nlp = nlp or NlpSettings()
-    check_mode(mode)
-    names = processor_names(processors, nlp)
-    if mode == "single" and processors and len(names) > 1:
-        raise BadInput("mode 'single' takes exactly one processor")
+    names = check_request(mode, processors, nlp)
     available, unavailable = [], {}
     for name in names:
         if lang != "ru" and name in RUSSIAN_ONLY:

@@ -18,9 +18,10 @@ from celery import Celery, Task
 from celery.schedules import crontab
 from kombu import Queue
 
+from bookreader_cli.broker import timeout_options
 from bookreader_cli.config import Settings, load_settings
 from bookreader_cli.jobs.cron import JOBS
-from bookreader_cli.runs import QUEUES
+from bookreader_cli.runs import NLP_QUEUE, QUEUES
 
 log = logging.getLogger("bookreader.celery")
 
@@ -64,9 +65,11 @@ def make_app(settings: Settings | None = None) -> Celery[BookreaderTask]:
     cs = settings.celery
     app = Celery("bookreader", broker=cs.broker_url, backend=cs.result_backend, task_cls=BookreaderTask)
     routes = {name: {"queue": queue} for name, (_, queue, _, _) in TASKS.items()}
-    routes[NLP_CHAPTER] = {"queue": "books"}
+    routes[NLP_CHAPTER] = {"queue": NLP_QUEUE}  # its own queue: NLP machines need no database
+    bounded = timeout_options(cs.socket_timeout)
     app.conf.update(
-        task_queues=[Queue(q) for q in QUEUES],
+        # each queue bound by its own name (a bare Queue(q) is bound to the `celery` routing key)
+        task_queues=[Queue(q, routing_key=q) for q in QUEUES],
         task_default_queue="celery",
         task_routes=routes,
         beat_schedule={
@@ -87,7 +90,9 @@ def make_app(settings: Settings | None = None) -> Celery[BookreaderTask]:
         result_expires=24 * 3600,
         result_extended=True,
         broker_connection_retry_on_startup=True,
+        **{k: v for k, v in bounded.items() if k != "broker_transport_options"},
         broker_transport_options={
+            **bounded["broker_transport_options"],
             "visibility_timeout": cs.visibility_timeout,
             # sweep for abandoned (unacked) messages often enough to matter for the visibility timeout
             "unacked_restore_interval": max(1, min(60, cs.visibility_timeout // 4)),

@@ -9,8 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from bookreader_cli.broker import safe_url as _safe_url
 from bookreader_cli.errors import BadInput, JobFailed
-from bookreader_cli.workers.remote import safe_url as _safe_url
 
 APP = "bookreader_cli.workers.worker"
 INSPECT_COMMANDS = ("active", "stats", "reserved", "scheduled", "registered", "ping")
@@ -69,8 +69,8 @@ def exec_command(command: dict) -> None:
 
 def _app(settings, timeout: float):
     require_celery()
+    from bookreader_cli.broker import check_broker
     from bookreader_cli.workers.app import make_app
-    from bookreader_cli.workers.remote import check_broker
 
     app = make_app(settings)
     check_broker(app, timeout)
@@ -81,8 +81,14 @@ def inspect(settings, what: str, timeout: float = 2.0) -> dict:
     """Celery's `inspect WHAT`, as {"broker", "workers": {name: reply}}; no reply at all is a failure."""
     if what not in INSPECT_COMMANDS:
         raise BadInput(f"unknown inspect command {what!r}: expected one of {', '.join(INSPECT_COMMANDS)}")
+    from bookreader_cli import broker
+
     app = _app(settings, timeout)
-    replies = getattr(app.control.inspect(timeout=timeout), what)()
+    try:  # one try, with socket timeouts: a broker that dies or freezes now ends in one line too
+        with broker.one_try_connection(app, socket_timeout=broker.bounded_wait(timeout)) as conn:
+            replies = getattr(app.control.inspect(timeout=timeout, connection=conn), what)()
+    except broker.connection_errors() as exc:
+        raise broker.unreachable(app, exc) from None
     if not replies:
         raise JobFailed(f"no Celery worker replied within {timeout:g}s (broker {_safe_url(app.conf.broker_url)})")
     return {"broker": _safe_url(app.conf.broker_url), "command": what, "workers": replies}
@@ -92,12 +98,17 @@ def purge(settings, queues: str, timeout: float = 2.0) -> dict:
     """Delete every waiting message of the given queues; running tasks are not touched."""
     require_celery()
     names = parse_queues(queues)
+    from bookreader_cli import broker
+
     app = _app(settings, timeout)
     counts = {}
-    with app.connection_for_write() as conn:
-        channel = conn.default_channel
-        for name in names:
-            counts[name] = channel.queue_purge(name) or 0
+    try:
+        with broker.one_try_connection(app, socket_timeout=broker.bounded_wait(timeout)) as conn:
+            channel = conn.default_channel
+            for name in names:
+                counts[name] = channel.queue_purge(name) or 0
+    except broker.connection_errors() as exc:
+        raise broker.unreachable(app, exc) from None
     return {"broker": _safe_url(app.conf.broker_url), "purged": sum(counts.values()), "queues": counts}
 
 

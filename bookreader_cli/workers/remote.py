@@ -20,8 +20,8 @@ from typing import Any
 
 from bookreader_cli.books.model import Chapter, Paragraph
 from bookreader_cli.config import NlpSettings, Settings
-from bookreader_cli.errors import JobFailed
-from bookreader_cli.nlp.engine import AnalysisResult, check_mode, processor_names
+from bookreader_cli.errors import BadInput, BookreaderError, JobFailed
+from bookreader_cli.nlp.engine import AnalysisResult, check_request
 
 # the NLP settings a chapter's result depends on; the coordinator's values travel with each job (model
 # paths do not: each worker finds its models under its own BOOKREADER_HOME / settings)
@@ -82,91 +82,124 @@ def result_from_dict(data: dict) -> AnalysisResult:
     return AnalysisResult(**data)
 
 
+REPORT_EVERY = 10.0  # seconds without a finished chapter before the coordinator says what it waits for
+
+
 def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "ensemble",
                     processors: Sequence[str] | None = None, workers: int = 2, on_chapter: Callable | None = None,
                     nlp: NlpSettings | None = None, pool=None, *, settings: Settings | None = None, app=None,
                     timeout: float | None = None, interval: float = 0.2,
                     on_warning: Callable[[str], None] | None = None,
-                    on_part: Callable | None = None) -> Iterator[tuple[int, Any]]:
+                    report_every: float = REPORT_EVERY, on_part: Callable | None = None) -> Iterator[tuple[int, Any]]:
     """nlp.runner.run_book's contract on Celery: yield (chapter_index, AnalysisResult) as chapters finish.
 
     `settings` give the broker (default: the environment's); `nlp` the vote settings (default: settings.nlp).
     `workers` and `pool` are accepted for the same signature and ignored (the workers' concurrency decides);
     so is `on_part`: a chapter goes to a Celery worker whole (nlp.units cuts only for the local pool).
     A chapter that fails on a worker (after its retries) fails the run with JobFailed; chapters already
-    yielded are the caller's to keep, so running again finishes the book.
+    yielded are the caller's to keep, so running again finishes the book. `timeout`: seconds to wait for
+    all chapters (None: no limit). After `report_every` s without a finished chapter it warns
+    "waiting for N chapters on M workers"; asking the workers is also the check that the broker lives, so a
+    lost or frozen broker ends the run with one JobFailed line instead of a silent wait.
     """
+    import time
+
     from celery.exceptions import TimeoutError as CeleryTimeout
     from celery.result import AsyncResult, ResultSet
 
+    from bookreader_cli import broker
+    from bookreader_cli.runs import NLP_QUEUE
     from bookreader_cli.workers.app import NLP_CHAPTER, make_app
 
+    if timeout is not None and timeout <= 0:
+        raise BadInput("--timeout must be more than 0 seconds")
     nlp = nlp or (settings.nlp if settings is not None else None)
-    check_mode(mode)  # availability is each worker's business (its own models)
-    processor_names(processors, nlp)
+    check_request(mode, processors, nlp)  # the local runner's check: bad input before anything is sent
     app = app or make_app(settings)
     jobs = [(index, chapter_payload(chapter, lang, mode, processors, nlp))
             for index, chapter in enumerate(chapters)]
     if not jobs:
         return
-    check_broker(app)
-    if not _workers_answer(app):
-        (on_warning or logging.getLogger("bookreader.celery").warning)(
-            "no Celery worker answered a ping; the chapters wait in the queue until one starts")
-    index_of = {app.send_task(NLP_CHAPTER, args=[payload]).id: index for index, payload in jobs}
-    pending = set(index_of)
-    results = ResultSet([AsyncResult(task_id, app=app) for task_id in index_of], app=app)
+    warn = on_warning or logging.getLogger("bookreader.celery").warning
+    broker.check_broker(app)
+    index_of: dict[str, int] = {}
+    pending: set[str] = set()
+    handles: dict[str, AsyncResult] = {}
     failures: dict[str, str] = {}
+    broker_gone = False
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def waiting(workers: set[str]) -> None:
+        running = set()  # the workers running one of our chapters (a busy solo worker answers no ping)
+        for task_id in pending:
+            meta = app.backend.get_task_meta(task_id)
+            if meta.get("status") == "STARTED" and isinstance(meta.get("result"), dict):
+                running.add(meta["result"].get("hostname"))
+        workers = workers | (running - {None})
+        warn(f"waiting for {len(pending)} chapters on {len(workers)} workers (consuming the '{NLP_QUEUE}' queue)")
+
     try:
-        for task_id, meta in results.iter_native(timeout=timeout, interval=interval):
-            pending.discard(task_id)
-            index = index_of[task_id]
-            if meta["status"] != "SUCCESS":
-                exc = app.backend.exception_to_python(meta.get("result"))
-                raise JobFailed(f"chapter {index} failed on a Celery worker: {type(exc).__name__}: {exc}")
-            AsyncResult(task_id, app=app).forget()
-            result = result_from_dict(meta["result"])
-            failures.update(result.processor_failures)  # as the local pool: report failures book-wide
-            result.processor_failures = dict(failures)
-            result.processors_used = [p for p in result.processors_used if p not in failures]
-            if on_chapter is not None:
-                on_chapter(index, result)
-            yield index, result
-    except (TimeoutError, CeleryTimeout):
-        raise JobFailed(f"{len(pending)} chapter(s) unfinished after {timeout:g}s: is a worker consuming "
-                        f"the 'books' queue?") from None
-    finally:
-        if pending:  # failed or interrupted: do not leave the rest of the book running for nobody
+        # with a timeout, a chapter still queued when the coordinator gives up is dropped unrun by the worker
+        # that takes it later (a revoke reaches only the workers running now)
+        expires = {} if timeout is None else {"expires": timeout}
+        consuming = broker.workers_on(app, NLP_QUEUE)  # asked before sending: an idle worker answers
+        for index, payload in jobs:
+            task_id = app.send_task(NLP_CHAPTER, args=[payload], **expires).id
+            index_of[task_id] = index
+            pending.add(task_id)
+        handles.update((task_id, AsyncResult(task_id, app=app)) for task_id in index_of)
+        if not consuming:
+            waiting(consuming)
+        while pending:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise JobFailed(f"{len(pending)} chapter(s) unfinished after {timeout:g}s: is a worker consuming "
+                                f"the '{NLP_QUEUE}' queue?")
+            tick = report_every if left is None else min(report_every, left)
+            batch = ResultSet([handles[t] for t in pending], app=app)
+            came_back = 0  # chapters that came back during this tick
             try:
-                app.control.revoke(list(pending))
-            except Exception as exc:  # best effort: the tasks are pure, a leftover one only wastes work
-                logging.getLogger("bookreader.celery").info("could not revoke %d chapter task(s): %s", len(pending), exc)
-
-
-def _workers_answer(app) -> bool:
-    try:
-        return bool(app.control.inspect(timeout=1.0, limit=1).ping())  # returns at the first reply
-    except Exception:
-        return False
-
-
-def check_broker(app, timeout: float = 5.0) -> None:
-    """Fail fast with one line when the broker cannot be reached (Celery itself would keep retrying)."""
-    conn = app.connection_for_write()
-    try:
-        conn.ensure_connection(max_retries=1, interval_start=0.2, interval_step=0.5, timeout=timeout)
+                for task_id, meta in batch.iter_native(timeout=tick, interval=interval):
+                    if task_id not in pending:
+                        continue
+                    pending.discard(task_id)
+                    came_back += 1
+                    index = index_of[task_id]
+                    if meta["status"] != "SUCCESS":
+                        exc = app.backend.exception_to_python(meta.get("result"))
+                        if isinstance(exc, BookreaderError):  # the engine's own verdict (say, no processor
+                            raise exc from None              # for this language): the local run's message
+                        raise JobFailed(f"chapter {index} failed on a Celery worker: {type(exc).__name__}: {exc}")
+                    handles[task_id].forget()
+                    result = result_from_dict(meta["result"])
+                    failures.update(result.processor_failures)  # as the local pool: report failures book-wide
+                    result.processor_failures = dict(failures)
+                    result.processors_used = [p for p in result.processors_used if p not in failures]
+                    if on_chapter is not None:
+                        on_chapter(index, result)
+                    yield index, result
+            except (TimeoutError, CeleryTimeout):
+                if not came_back and (deadline is None or time.monotonic() < deadline):
+                    waiting(broker.workers_on(app, NLP_QUEUE))  # also proves the broker still answers
     except Exception as exc:
-        raise JobFailed(f"cannot reach the Celery broker at {safe_url(app.conf.broker_url)}: {exc}") from None
+        cause = broker.connection_failure(exc)
+        if cause is None:
+            raise
+        broker_gone = True
+        raise broker.unreachable(app, cause) from None
     finally:
-        conn.release()
+        if pending and not broker_gone:  # failed or interrupted: do not leave the rest running for nobody
+            broker.revoke_once(app, list(pending))
+        _let_go(app, handles.values(), unsubscribe=not broker_gone)
 
 
-def safe_url(url: str) -> str:
-    """A broker URL without its password, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url or "")
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+def _let_go(app, handles, unsubscribe: bool) -> None:
+    """Stop listening for these results now. Left to AsyncResult.__del__, the unsubscribe may run at
+    interpreter exit (the run's traceback keeps them alive), where it prints a traceback of its own."""
+    for handle in handles:
+        if unsubscribe:
+            try:
+                app.backend.remove_pending_result(handle)
+            except Exception:  # the broker went away meanwhile: do not wait on it for every chapter
+                unsubscribe = False
+        handle.backend = None  # its __del__ has nothing left to do
