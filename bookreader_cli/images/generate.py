@@ -17,7 +17,7 @@ from pathlib import Path
 from bookreader_cli.config import ImageSettings
 from bookreader_cli.images.client import ImageClient, ImageFetchError, ImageOptions, ImageRequest, build_url
 from bookreader_cli.images.files import write_image_atomic
-from bookreader_cli.images.prompts import build_prompt, description_seed, description_type
+from bookreader_cli.images.prompts import build_prompt, description_seed, description_type, wants_enhance
 from bookreader_cli.images.statuses import COMPLETED, FAILED
 
 DAILY_WINDOW_SECONDS = 86400.0  # "today" for the per-user limit: the last 24 hours, free of time zones
@@ -72,7 +72,7 @@ def _request_for(description: dict, options: ImageOptions) -> ImageRequest:
         width=options.width,
         height=options.height,
         nologo=options.nologo,
-        enhance=options.enhance,
+        enhance=wants_enhance(text, options.enhance, options.enhance_non_english),
     )
 
 
