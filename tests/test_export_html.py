@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import Page, launch_or_skip
-from tests.conftest import SAMPLES
+from browser import Page, launch_or_skip
+from conftest import SAMPLES
 
 ENV = {"NO_COLOR": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 HOSTILE_TITLE = 'Сад <script>window.__pwned = "title"</script>'

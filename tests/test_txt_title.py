@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bookreader_cli.books.txt import guess_title, parse_txt
-from tests.conftest import CORPUS
+from conftest import CORPUS
 
 BODY = "\n\n".join(["Глава I", "Было тихо. " * 60, "Глава II", "Снова тихо. " * 60])
 
