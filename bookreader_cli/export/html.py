@@ -95,9 +95,10 @@ def _open_mark(d: dict, first: bool, offset: int) -> str:
     return f"<mark{attrs}>"
 
 
-def render_paragraph(text: str, start: int, end: int, descriptions: list[dict]) -> str:
+def render_paragraph(text: str, start: int, end: int, descriptions: list[dict], started: set[int]) -> str:
     """text[start:end], escaped, with <mark> parts for every description overlapping it (well nested:
-    where spans cross, the inner one is closed and reopened as another part)."""
+    where spans cross, the inner one is closed and reopened as another part). A description's first part
+    (not yet in `started`) carries its id, the target of the links to it."""
     inside = [d for d in descriptions if d["start"] < end and d["end"] > start and d["end"] > d["start"]]
     cuts = {start, end}
     for d in inside:
@@ -115,7 +116,8 @@ def render_paragraph(text: str, start: int, end: int, descriptions: list[dict]) 
             keep += 1
         out.append("</mark>" * (len(stack) - keep))
         for ident in wanted[keep:]:
-            out.append(_open_mark(by_id[ident], by_id[ident]["start"] == a, a))
+            out.append(_open_mark(by_id[ident], ident not in started, a))
+            started.add(ident)
         stack = wanted
         out.append(_esc(text[a:b]))
     out.append("</mark>" * len(stack))
@@ -133,11 +135,12 @@ def render_chapter(chapter: dict, descriptions: list[dict], pictures: dict[int, 
     text = chapter["text"]
     out = [f'<section class="ch" id="ch{int(chapter["idx"])}"><h2>{_esc(chapter["title"] or "")}</h2>']
     paragraphs = chapter.get("paragraphs") or [[0, len(text), "text"]]
+    started: set[int] = set()
     for start, end, *rest in paragraphs:
         kind = _type_key(rest[0] if rest else "text")
         starting = [d for d in descriptions if start <= d["start"] < end + 1 and int(d["id"]) in pictures]
         out.extend(_figure(pictures[int(d["id"])]) for d in starting)
-        body = render_paragraph(text, start, end, descriptions)
+        body = render_paragraph(text, start, end, descriptions, started)
         out.append(f'<h3 class="ph">{body}</h3>' if kind == "heading" else f'<p class="k-{kind}">{body}</p>')
     out.append("</section>")
     return "".join(out)
