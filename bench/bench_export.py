@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_export.py SITE_DIR/index.html [--screenshot docs/reader-view.png] [--runs 3]
 
 Opens the page from file:// with Debian's Chromium (/usr/bin/chromium), as a reader would; reports the
-figures of each run as JSON. A screenshot is quantised to 64 colours to keep the PNG small for docs/.
+figures of each run as JSON. A screenshot is quantised to 128 colours to keep the PNG small for docs/.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def main() -> None:
                 page.screenshot(path=str(args.screenshot))
                 from PIL import Image
 
-                image = Image.open(args.screenshot).convert("RGB").quantize(64)
+                image = Image.open(args.screenshot).convert("RGB").quantize(128)
                 image.save(args.screenshot, optimize=True)
             page.close()
         browser.close()
