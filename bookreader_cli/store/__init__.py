@@ -182,6 +182,12 @@ class Store:
     def reset_chapter_runs(self, book_id: int) -> None:
         self.conn.execute("DELETE FROM chapter_runs WHERE book_id = ?", [book_id])
 
+    def run_summary(self, book_id: int) -> dict:
+        """The book's stored descriptions and when its last chapter run finished (for skipping done books)."""
+        descriptions = self.conn.execute("SELECT count(*) FROM descriptions WHERE book_id = ?", [book_id]).fetchone()[0]
+        finished = self.conn.execute("SELECT max(done_at) FROM chapter_runs WHERE book_id = ?", [book_id]).fetchone()[0]
+        return {"descriptions": descriptions, "finished_at": finished}
+
     def descriptions(self, book_id: int, type: str | None = None, min_priority: float | None = None,
                      top: int | None = None, order: str = "priority") -> list[dict]:
         where: list[str] = ["d.book_id = ?"]
