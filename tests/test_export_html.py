@@ -77,7 +77,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def sample_site(tmp_path_factory, browser):
+def sample_site(tmp_path_factory):
     """ru_sample.epub processed by the NLP ensemble, exported."""
     home = tmp_path_factory.mktemp("sample") / "home"
     proc = bookreader(home, "process", str(SAMPLES / "ru_sample.epub"), "--json")
@@ -97,7 +97,7 @@ def _insert(conn, book_id: int, chapter: sqlite3.Row, start: int, end: int, dtyp
 
 
 @pytest.fixture(scope="module")
-def hostile_site(tmp_path_factory, browser):
+def hostile_site(tmp_path_factory):
     """A TXT full of markup, with stored descriptions over it and one picture whose prompt is markup too."""
     from PIL import Image
 
