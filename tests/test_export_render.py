@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from html.parser import HTMLParser
 
+from bookreader_cli.books.model import Chapter, Paragraph
 from bookreader_cli.export.html import render_chapter, render_page
 
 
@@ -49,13 +50,13 @@ def rebuild(parts: list[list], text: str) -> str:
     return out
 
 
-def chapter(paragraphs: list[str]) -> dict:
-    text = "\n".join(paragraphs)
+def chapter(paragraphs: list[str]) -> Chapter:
+    """A chapter of these paragraphs exactly as written (from_paragraphs would squeeze their spaces)."""
     spans, pos = [], 0
     for p in paragraphs:
-        spans.append([pos, pos + len(p), "text"])
+        spans.append(Paragraph(pos, pos + len(p)))
         pos += len(p) + 1
-    return {"idx": 0, "title": "Глава <1>", "text": text, "paragraphs": spans}
+    return Chapter(title="Глава <1>", text="\n".join(paragraphs), paragraphs=spans)
 
 
 def test_random_overlapping_spans_come_back_exactly():
@@ -63,7 +64,7 @@ def test_random_overlapping_spans_come_back_exactly():
     for _ in range(200):
         paragraphs = ["".join(rng.choice("ab <&>\"'ё") for _ in range(rng.randint(1, 30))) for _ in range(rng.randint(1, 4))]
         ch = chapter(paragraphs)
-        text = ch["text"]
+        text = ch.text
         descriptions = []
         for ident in range(rng.randint(0, 6)):
             start = rng.randrange(len(text))

@@ -24,6 +24,8 @@ import shutil
 import time
 from pathlib import Path
 
+from bookreader_cli.books.model import Chapter, Paragraph
+
 TYPE_COLOURS = {  # background of a highlight, and of its type's chip in the side list
     "location": "#cfe6ff",
     "character": "#ffd6cc",
@@ -129,15 +131,15 @@ def _figure(pic: dict) -> str:
             f'alt="{_esc(pic["prompt"] or "")}" loading="lazy"><figcaption>{_esc(pic["caption"])}</figcaption></figure>')
 
 
-def render_chapter(chapter: dict, descriptions: list[dict], pictures: dict[int, dict]) -> str:
+def render_chapter(chapter: Chapter, descriptions: list[dict], pictures: dict[int, dict]) -> str:
     """One <section>: the title, then each paragraph with its highlights; a description's picture goes
     just before the paragraph where the description starts, floated beside it."""
-    text = chapter["text"]
-    out = [f'<section class="ch" id="ch{int(chapter["idx"])}"><h2>{_esc(chapter["title"] or "")}</h2>']
-    paragraphs = chapter.get("paragraphs") or [[0, len(text), "text"]]
+    text = chapter.text
+    out = [f'<section class="ch" id="ch{int(chapter.idx)}"><h2>{_esc(chapter.title or "")}</h2>']
+    paragraphs = chapter.paragraphs or [Paragraph(0, len(text))]
     started: set[int] = set()
-    for start, end, *rest in paragraphs:
-        kind = _type_key(rest[0] if rest else "text")
+    for paragraph in paragraphs:
+        start, end, kind = paragraph.start, paragraph.end, _type_key(paragraph.kind)
         starting = [d for d in descriptions if start <= d["start"] < end + 1 and int(d["id"]) in pictures]
         out.extend(_figure(pictures[int(d["id"])]) for d in starting)
         body = render_paragraph(text, start, end, descriptions, started)
@@ -178,9 +180,9 @@ def _csp_hash(source: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode() + "'"
 
 
-def render_page(book: dict, chapters: list[dict], descriptions: list[dict], pictures: dict[int, dict],
+def render_page(book: dict, chapters: list[Chapter], descriptions: list[dict], pictures: dict[int, dict],
                 generator: str = "bookreader") -> str:
-    """The whole index.html as a string (chapters need text and paragraphs; descriptions need chapter_idx)."""
+    """The whole index.html as a string (descriptions as the store gives them, with chapter_idx)."""
     by_chapter: dict[int, list[dict]] = {}
     for d in descriptions:
         by_chapter.setdefault(int(d["chapter_idx"]), []).append(d)
@@ -196,7 +198,7 @@ def render_page(book: dict, chapters: list[dict], descriptions: list[dict], pict
                                    f"{len(pictures)} pictures") if x)
     filters = "".join(f'<label><input type="checkbox" data-type="{t}" checked> <span class="chip t-{t}">{t}</span> '
                       f'{counts[t]}</label>' for t in types if counts[t] or t in TYPE_COLOURS)
-    toc = "".join(f'<li><a href="#ch{int(c["idx"])}">{_esc(c["title"] or c["idx"])}</a></li>' for c in chapters)
+    toc = "".join(f'<li><a href="#ch{int(c.idx)}">{_esc(c.title or c.idx)}</a></li>' for c in chapters)
     lang = re.sub(r"[^A-Za-z-]", "", str(book.get("language") or ""))
     parts = [
         f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">',
@@ -207,7 +209,7 @@ def render_page(book: dict, chapters: list[dict], descriptions: list[dict], pict
         f'<header><h1>{_esc(book.get("title") or "")}</h1><p>{_esc(meta)}</p></header>',
         f'<main><details class="toc"><summary>Chapters ({len(chapters)})</summary><ol>{toc}</ol></details>',
     ]
-    parts.extend(render_chapter(c, by_chapter.get(int(c["idx"]), []), pictures) for c in chapters)
+    parts.extend(render_chapter(c, by_chapter.get(int(c.idx), []), pictures) for c in chapters)
     parts.append(f'</main><aside><h2>Best passages</h2><div id="filters">{filters}</div>'
                  f'<ol id="best">{_best_list(descriptions)}</ol></aside>')
     parts.append(f"<script>{_JS}</script></body></html>")
@@ -237,7 +239,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         temp.unlink(missing_ok=True)
 
 
-def write_site(out_dir: Path, book: dict, chapters: list[dict], descriptions: list[dict], images: list[dict],
+def write_site(out_dir: Path, book: dict, chapters: list[Chapter], descriptions: list[dict], images: list[dict],
                images_dir: Path, generator: str = "bookreader") -> dict:
     """Write index.html, descriptions.json and images/ into out_dir (created if missing); returns what was
     written. `images` are completed image rows (description_id, path relative to images_dir, prompt); a

@@ -73,7 +73,13 @@ def _m3_run_owner(db) -> None:
     db["task_runs"].add_column("owner", str)  # host:pid of the process running it (see runs.reap_abandoned)
 
 
-MIGRATIONS = [_m1_initial, _m2_locations_and_locks, _m3_run_owner]
+def _m4_title_source(db) -> None:
+    # where a book's title came from: metadata, gutenberg header, first lines, file name, given (--title);
+    # NULL for books imported before it was recorded
+    db["books"].add_column("title_source", str)
+
+
+MIGRATIONS = [_m1_initial, _m2_locations_and_locks, _m3_run_owner, _m4_title_source]
 
 
 def connect(path: Path) -> sqlite3.Connection:

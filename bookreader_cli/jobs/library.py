@@ -48,7 +48,7 @@ def books_for(ctx, targets: list[str], all_books: bool = False, import_files: bo
     A file is imported when new (`import_files`), a directory contributes its book files, anything else
     is a book id or sha256 prefix. Each row gets "file": the file named (or the file it was imported from).
     """
-    from bookreader_cli.tasks import import_book
+    from bookreader_cli.jobs.books import import_book, lookup_book
 
     store = ctx.store
     if all_books:
@@ -76,8 +76,6 @@ def books_for(ctx, targets: list[str], all_books: bool = False, import_files: bo
                         errors.append({"target": str(file), "error": str(exc), "exit_code": exc.exit_code})
             elif path.exists() or path.suffix or "/" in target:
                 if not import_files:
-                    from bookreader_cli.tasks import lookup_book
-
                     add(lookup_book(ctx, target), str(path))
                 else:
                     add(store.book(import_book(ctx, path)["book_id"]), str(path))
@@ -129,32 +127,35 @@ def exit_code(document: dict) -> int:
 def complete_run(store, book_id: int, run_key: str) -> dict | None:
     """{"chapters", "descriptions", "finished_at"} when every chapter of the book is done for `run_key`
     (the book's text and these settings were processed to the end), else None."""
-    chapters = store.chapters(book_id, with_text=False)
+    chapters, _ = store.chapter_totals(book_id)
     done = store.chapters_done(book_id, run_key)
-    if not chapters or not {c["idx"] for c in chapters} <= done:
+    if not chapters or not set(range(chapters)) <= done:
         return None
-    return {"chapters": len(chapters), **store.run_summary(book_id)}
+    return {"chapters": chapters, **store.run_summary(book_id)}
 
 
 def process_library(ctx, targets: list[str], all_books: bool = False, mode: str | None = None,
                     processors=None, workers: int | None = None, executor: str = "local", force: bool = False,
-                    progress=None) -> dict:
+                    runner=None, progress=None) -> dict:
     """Import what is new, skip each book already processed to the end with these settings (unless
-    `force`), process the rest. `progress(total_chapters)` is a context manager yielding advance(text)."""
+    `force`), process the rest with `runner` (see process_book). `progress(total_chapters)` is a context
+    manager yielding advance(text): one bar over every chapter of every book to do."""
     from contextlib import nullcontext
 
-    from bookreader_cli import tasks
+    from bookreader_cli.jobs.process import process_book, run_key
+    from bookreader_cli.nlp.engine import check_mode, processor_names
 
+    started = time.perf_counter()
     settings = ctx.settings
-    mode = tasks._check_mode(mode or settings.nlp.mode)
-    names = tasks._processor_list(processors, settings)
+    mode = check_mode(mode or settings.nlp.mode)
+    names = processor_names(processors, settings.nlp)
     if (workers or settings.nlp.workers) < 1:
         raise BadInput("--workers must be at least 1")
-    run_key = tasks._run_key(mode, names, settings)
+    key = run_key(mode, names, settings)
     books, errors = books_for(ctx, targets, all_books)
-    done = {} if force else {b["id"]: complete_run(ctx.store, b["id"], run_key) for b in books}
+    done = {} if force else {b["id"]: complete_run(ctx.store, b["id"], key) for b in books}
     todo = [b for b in books if not done.get(b["id"])]
-    total = sum(len(ctx.store.chapters(b["id"], with_text=False)) for b in todo)
+    total = sum(ctx.store.chapter_totals(b["id"])[0] for b in todo)
 
     def skipped(book: dict) -> dict | None:
         run = done.get(book["id"])
@@ -174,11 +175,12 @@ def process_library(ctx, targets: list[str], all_books: bool = False, mode: str 
 
             def on_chapter(chapter, found):
                 if advance is not None:
-                    advance(f"{label}: {chapter['title'][:30]} ({found})")
+                    advance(f"{label}: {chapter.title[:30]} ({found})")
 
-            result = tasks.process_book(ctx, str(book["id"]), mode, names, workers, executor, on_chapter=on_chapter)
+            result = process_book(ctx, str(book["id"]), mode, names, workers, executor, on_chapter=on_chapter,
+                                  runner=runner)
             return dict(result, file=book["file"])
 
         document = over_books(books, errors, job, skip=skipped)
-    document.update(mode=mode, nlp_processors=names)
+    document.update(mode=mode, nlp_processors=names, total_time_seconds=round(time.perf_counter() - started, 3))
     return document
