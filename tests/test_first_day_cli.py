@@ -45,13 +45,14 @@ def _insert_description(home, book_id: int, text_len: int = 300) -> str:
     conn = sqlite3.connect(home / "bookreader.db", isolation_level=None)
     chapter_id, idx, text = conn.execute("SELECT id, idx, text FROM chapters WHERE book_id = ? ORDER BY idx LIMIT 1",
                                          [book_id]).fetchone()
-    end = min(len(text), text_len)
+    start = text.index("\n") + 1  # past the heading: one paragraph of prose
+    end = min(text.index("\n", start), start + text_len)
     conn.execute('INSERT INTO descriptions (book_id, chapter_id, chapter_idx, start, "end", text, type, priority, '
                  "confidence, consensus, processors, cfi, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                 [book_id, chapter_id, idx, 0, end, text[:end], "location", 91.5, 0.9, 0.67,
+                 [book_id, chapter_id, idx, start, end, text[start:end], "location", 91.5, 0.9, 0.67,
                   json.dumps(["natasha", "spacy", "stanza"]), None, time.time()])
     conn.close()
-    return text[:end]
+    return text[start:end]
 
 
 def test_descriptions_on_80_columns_give_the_text_the_width(cli, home):
@@ -65,5 +66,5 @@ def test_descriptions_on_80_columns_give_the_text_the_width(cli, home):
     assert "processors" not in header and "conf" not in header and "text" in header and "type" in header
     words = text.split()
     assert " ".join(words[:6]) in narrow.stderr  # the first words share a line, not a 16-character column
-    wide = cli("descriptions", str(book_id), "--wide", env={"COLUMNS": "80"})
+    wide = cli("descriptions", str(book_id), "--wide", env={"COLUMNS": "200"})
     assert wide.code == 0 and "processors" in wide.stderr and "conf" in wide.stderr

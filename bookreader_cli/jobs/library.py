@@ -71,7 +71,8 @@ def books_for(ctx, targets: list[str], all_books: bool = False, import_files: bo
                     raise BadInput(f"{target}: no book files in this directory")
                 for file in files:
                     try:
-                        add(store.book(import_book(ctx, file)["book_id"]), str(file))
+                        add(store.book(import_book(ctx, file)["book_id"]) if import_files else lookup_book(ctx, str(file)),
+                            str(file))
                     except BadInput as exc:
                         errors.append({"target": str(file), "error": str(exc), "exit_code": exc.exit_code})
             elif path.exists() or path.suffix or "/" in target:
