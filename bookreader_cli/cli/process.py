@@ -55,9 +55,12 @@ def process_cmd(
         if not several[0]:
             output.print_summary(result, title="Processed")
             return
-        many.show(result, "Processed", ["id", "status", "title", "chapters", "descriptions", "seconds / why"],
+        many.show(result, "Processed", ["id", "status", "title", "chapters", "descriptions", "seconds"],
                   lambda b: (b["book_id"], b["status"], b["title"], b["total_chapters"], b["descriptions_found"],
-                             b.get("processing_time_seconds", b.get("reason"))))
+                             b.get("processing_time_seconds", "-")))
+        if result["summary"]["skipped"]:
+            output.message(f"skipped {result['summary']['skipped']}: unchanged since their last complete run "
+                           "(same text, same settings); --force redoes them")
 
     result = run(process, json_mode, human)
     if several[0]:
