@@ -54,16 +54,16 @@ def cfi_generate(
         if out:
             raise BadInput("--output writes one book's locations: give one book")
         found, errors = books_for(ctx, books)
-        return over_books(found, errors, lambda b: dict(jobs.generate_cfi_locations(ctx, str(b["id"]), count, chars),
-                                                        title=b["title"]))
+        return many.coded(over_books(found, errors, lambda b: dict(
+            jobs.generate_cfi_locations(ctx, str(b["id"]), count, chars), title=b["title"])))
 
     def human(result: dict) -> None:
         if not several[0]:
             output.print_summary(result, title="CFI locations")
             return
         many.show(result, "CFI locations", ["id", "title", "locations", "chars per location", "seconds"],
-                  lambda b: (b["book_id"], b["title"], b["cfi_locations_generated"], b.get("chars_per_location", ""),
-                             b.get("processing_time_seconds", "")))
+                  lambda b: (b["book_id"], b["title"], b["locations_generated"], b["chars"],
+                             b["generation_time_seconds"]))
 
     result = run(generate, json_mode, human, stdout_taken=out == "-")
     if several[0]:

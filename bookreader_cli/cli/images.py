@@ -76,7 +76,8 @@ def generate_images_cmd(
         if not several[0]:
             return jobs.batch_generate_for_book(ctx, book[0], user, limit, type, dry_run)
         found, errors = books_for(ctx, book, import_files=False)
-        return over_books(found, errors, lambda b: jobs.batch_generate_for_book(ctx, b["id"], user, limit, type, dry_run))
+        return many.coded(over_books(found, errors,
+                                     lambda b: jobs.batch_generate_for_book(ctx, b["id"], user, limit, type, dry_run)))
 
     def all_failed(r: dict) -> bool:
         return not r.get("dry_run") and r["failed_count"] > 0 and r["generated_count"] == 0 and not r.get("existing_count")

@@ -9,7 +9,22 @@ from typing import Callable
 
 import typer
 
-from bookreader_cli.cli.common import json_wanted
+from bookreader_cli.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, json_wanted
+
+
+def coded(document: dict) -> dict:
+    """The document with each error's exit code in place of its bad_input flag."""
+    for err in document["errors"]:
+        err["exit_code"] = EXIT_BAD_INPUT if err.pop("bad_input", False) else EXIT_FAILED
+    return document
+
+
+def exit_code(document: dict) -> int:
+    """2 when nothing could be read (every target was bad input), 1 when anything failed, else 0."""
+    errors = document["errors"]
+    if not document["books"] and errors and all(e["exit_code"] == EXIT_BAD_INPUT for e in errors):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED if errors else EXIT_OK
 
 
 def show(document: dict, title: str, columns: list[str], row: Callable[[dict], tuple]) -> None:
@@ -30,7 +45,6 @@ def finish(document: dict, json_mode: bool) -> None:
     """Exit 2 when nothing could be read, 1 when any book failed; with --json each error is also one JSON
     error object on stderr (the document on stdout lists them too)."""
     from bookreader_cli import output
-    from bookreader_cli.jobs.library import exit_code
 
     code = exit_code(document)
     if code and json_wanted(json_mode):

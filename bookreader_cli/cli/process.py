@@ -43,8 +43,8 @@ def process_cmd(
         several[0] = is_library_run(targets, all_books)
         runner = book_runner(executor, ctx.settings)
         if several[0]:
-            return process_library(ctx, targets, all_books, mode, processors, workers, executor, force,
-                                   runner=runner, progress=lambda total: output.progress(total, "chapters"))
+            return many.coded(process_library(ctx, targets, all_books, mode, processors, workers, executor, force,
+                                              runner=runner, progress=lambda total: output.progress(total, "chapters")))
         book_row = jobs.book_ref_or_file(ctx, targets[0])
         total, _ = ctx.store.chapter_totals(book_row["id"])
         with output.progress(total, "chapters") as advance:

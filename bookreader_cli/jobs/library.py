@@ -3,8 +3,8 @@
 `books_for(ctx, targets, all_books)` turns what the user typed into book rows (importing files that are
 new) and per-target errors; `over_books(books, errors, job)` runs a job on each book and gathers one
 document: {"books": [each book's result dict], "errors": [...], "summary": {...}, "total_time_seconds"}.
-A bad target never stops the others; the caller maps the document onto an exit code with `exit_code`:
-2 when nothing could be read at all, 1 when something failed, 0 otherwise.
+A bad target never stops the others; each error says whether it was bad input (an unreadable book, an
+unknown id) or a job that failed, for the CLI to map onto its exit codes.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def books_for(ctx, targets: list[str], all_books: bool = False, import_files: bo
                         add(store.book(import_book(ctx, file)["book_id"]) if import_files else lookup_book(ctx, str(file)),
                             str(file))
                     except BadInput as exc:
-                        errors.append({"target": str(file), "error": str(exc), "exit_code": exc.exit_code})
+                        errors.append({"target": str(file), "error": str(exc), "bad_input": isinstance(exc, BadInput)})
             elif path.exists() or path.suffix or "/" in target:
                 if not import_files:
                     add(lookup_book(ctx, target), str(path))
@@ -84,7 +84,7 @@ def books_for(ctx, targets: list[str], all_books: bool = False, import_files: bo
                 row = store.resolve_book(target)
                 add(row, row.get("path") or row.get("file_name") or "")
         except BadInput as exc:
-            errors.append({"target": str(target), "error": str(exc), "exit_code": exc.exit_code})
+            errors.append({"target": str(target), "error": str(exc), "bad_input": isinstance(exc, BadInput)})
     return books, errors
 
 
@@ -105,7 +105,7 @@ def over_books(books: list[dict], errors: list[dict], job: Callable[[dict], dict
                 result = job(book)
         except BookreaderError as exc:
             errors.append({"target": book.get("file") or str(book["id"]), "book_id": book["id"],
-                           "error": str(exc), "exit_code": exc.exit_code})
+                           "error": str(exc), "bad_input": isinstance(exc, BadInput)})
             continue
         results.append(result)
     return {
@@ -115,13 +115,6 @@ def over_books(books: list[dict], errors: list[dict], job: Callable[[dict], dict
                     "skipped": skipped, "failed": len(errors)},
         "total_time_seconds": round(time.perf_counter() - started, 3),
     }
-
-
-def exit_code(document: dict) -> int:
-    """2 when nothing could be read (every target was bad input), 1 when anything failed, else 0."""
-    if not document["books"] and document["errors"] and all(e["exit_code"] == 2 for e in document["errors"]):
-        return 2
-    return 1 if document["errors"] else 0
 
 
 # ---- process: skip what is done, one progress over every chapter to do ----------------------------------
