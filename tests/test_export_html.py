@@ -43,19 +43,10 @@ def bookreader(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def export(home: Path, book_id: int, out: Path) -> dict:
-    """The site for one book (through the CLI once it has the command; the store and the writer until then)."""
-    from bookreader_cli.export.html import write_site
-    from bookreader_cli.store import Store
-
-    store = Store(home / "bookreader.db")
-    try:
-        images = [dict(zip(("description_id", "path", "prompt"), r)) for r in store.conn.execute(
-            "SELECT i.description_id, i.path, i.prompt FROM images i JOIN descriptions d ON d.id = i.description_id "
-            "WHERE d.book_id = ? AND i.status = 'completed' ORDER BY i.created_at DESC", [book_id])]
-        return write_site(out, store.book(book_id), store.chapters(book_id),
-                          store.descriptions(book_id, order="position"), images, home / "images")
-    finally:
-        store.close()
+    """The site for one book, through the CLI."""
+    proc = bookreader(home, "export", str(book_id), "--html", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def stored(home: Path, book_id: int) -> tuple[dict[int, dict], dict[int, str]]:
