@@ -48,8 +48,8 @@ def test_directory_is_imported_processed_then_skipped_then_changed_file_redone(c
     assert human.code == 0 and human.stderr.count("skipped") >= 2
 
     changed = folder / "en_sample.txt"
-    changed.write_text(changed.read_text(encoding="utf-8") + "\nThe garden gate was painted a bright, cheerful green.\n",
-                       encoding="utf-8")
+    with changed.open("ab") as fh:  # bytes: the sample is cp1252
+        fh.write(b"\r\nThe garden gate was painted a bright, cheerful green.\r\n")
     third = cli("process", folder, *FAST, "--json").json()
     by_file = {b["file"].rsplit("/", 1)[-1]: b for b in third["books"]}
     assert by_file["en_sample.txt"]["status"] == "completed" and by_file["ru_sample.txt"]["status"] == "skipped"
