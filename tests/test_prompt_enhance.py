@@ -16,7 +16,7 @@ EN = "The old mill stood above the river, its wheel overgrown with moss."
 
 def enhance_param(text: str, tmp_path, **env) -> str:
     settings = load_settings(tmp_path, environ={f"BOOKREADER_IMAGES_{k.upper()}": v for k, v in env.items()})
-    (plan,) = plan_requests([{"id": 1, "text": text, "type": "location"}], settings)
+    (plan,) = plan_requests([{"id": 1, "text": text, "type": "location"}], settings.images)
     return parse_qs(urlsplit(plan["image_url"]).query)["enhance"][0]
 
 
