@@ -15,6 +15,7 @@ browser lays out only the chapters on screen.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import html
 import json
@@ -137,12 +138,20 @@ def render_chapter(chapter: Chapter, descriptions: list[dict], pictures: dict[in
     text = chapter.text
     out = [f'<section class="ch" id="ch{int(chapter.idx)}"><h2>{_esc(chapter.title or "")}</h2>']
     paragraphs = chapter.paragraphs or [Paragraph(0, len(text))]
+    # each description goes to the paragraphs it may touch (by bisection), so a chapter of thousands of
+    # paragraphs and descriptions costs their sum, not their product
+    starts = [p.start for p in paragraphs]
+    touching: list[list[dict]] = [[] for _ in paragraphs]
+    for d in descriptions:
+        first = max(0, bisect.bisect_right(starts, d["start"]) - 1)
+        for i in range(first, max(first, bisect.bisect_left(starts, d["end"]) - 1) + 1):
+            touching[i].append(d)
     started: set[int] = set()
-    for paragraph in paragraphs:
+    for paragraph, near in zip(paragraphs, touching):
         start, end, kind = paragraph.start, paragraph.end, _type_key(paragraph.kind)
-        starting = [d for d in descriptions if start <= d["start"] < end + 1 and int(d["id"]) in pictures]
+        starting = [d for d in near if start <= d["start"] <= end and int(d["id"]) in pictures]
         out.extend(_figure(pictures[int(d["id"])]) for d in starting)
-        body = render_paragraph(text, start, end, descriptions, started)
+        body = render_paragraph(text, start, end, near, started)
         out.append(f'<h3 class="ph">{body}</h3>' if kind == "heading" else f'<p class="k-{kind}">{body}</p>')
     out.append("</section>")
     return "".join(out)
