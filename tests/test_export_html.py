@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from browser import Page, launch_or_skip
 from conftest import SAMPLES
 
@@ -39,7 +38,7 @@ def bookreader(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, BOOKREADER_HOME=str(home), **ENV)
     env.pop("BOOKREADER_CONFIG", None)
     return subprocess.run([sys.executable, "-m", "bookreader_cli", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+                          env=env, timeout=600, check=False)
 
 
 def export(home: Path, book_id: int, out: Path) -> dict:

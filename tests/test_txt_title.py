@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from conftest import CORPUS
 
 from bookreader_cli.books.txt import guess_title, parse_txt
-from conftest import CORPUS
 
 BODY = "\n\n".join(["Глава I", "Было тихо. " * 60, "Глава II", "Снова тихо. " * 60])
 
 
 def title_of(first_lines: str, name: str = "dostoevsky_bratya_karamazovy.txt") -> tuple[str, str]:
-    book = parse_txt(f"{first_lines}\n\n{BODY}".encode("utf-8"), name, name)
+    book = parse_txt(f"{first_lines}\n\n{BODY}".encode(), name, name)
     return book.title, book.title_source
 
 
 @pytest.mark.parametrize("first_lines", [
-    "     Посвящается Анне Григорьевне Достоевской\n  Истинно, истинно говорю вам: если пшеничное зерно, падши "
-    "в землю, не умрет, то останется одно; а если умрет, то принесет много плода.\n (Евангелие от Иоанна)",
+    ("     Посвящается Анне Григорьевне Достоевской\n  Истинно, истинно говорю вам: если пшеничное зерно, падши "
+     "в землю, не умрет, то останется одно; а если умрет, то принесет много плода.\n (Евангелие от Иоанна)"),
     "Посвящение\nМоей жене",
     "Предисловие к русскому изданию",
     "— Ну что ж, — сказал он, — пойдём.",

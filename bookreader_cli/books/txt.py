@@ -235,7 +235,7 @@ _AUTHOR_THEN_TITLE = re.compile(r"^((?:[A-ZА-ЯЁ][a-zа-яё’'-]*\.? ?){2,3}
 # The front matter that opens many files but never names the book: a dedication, an epigraph, a preface.
 _NOT_A_TITLE = re.compile(
     r"^(?:посвящ|эпиграф|от автора|от издател|предислови|вместо предислови|введение|оглавление|содержание|"
-    r"dedicat|to my |to the memory|in memory|epigraph|preface|foreword|introduction|contents\b)", re.I)
+    r"dedicat|to my |to the memory|in memory|epigraph|preface|foreword|introduction|contents\b)", re.IGNORECASE)
 TITLE_MAX_WORDS = 12
 
 

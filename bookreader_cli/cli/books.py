@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,7 @@ app.add_typer(books_app, name="books")
 @books_app.command("import")
 def books_import(
     files: Annotated[list[Path], typer.Argument(help="EPUB, FB2 (.fb2, .fb2.zip) or TXT files.")],
-    title: Annotated[Optional[str], typer.Option("--title", help="The book's title (one file only; replaces a title already there).")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="The book's title (one file only; replaces a title already there).")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Import book files (the same file twice is imported once)."""

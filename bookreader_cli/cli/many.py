@@ -5,7 +5,7 @@ The document is jobs.library's: {"books": [result dicts], "errors": [{target, er
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import typer
 

@@ -16,7 +16,7 @@ ProcessorsOpt = Annotated[str | None, typer.Option("--processors", help="Comma-s
 
 @app.command("process")
 def process_cmd(
-    books: Annotated[Optional[list[str]], typer.Argument(help="Book files, directories of books, or book ids.", show_default=False)] = None,
+    books: Annotated[list[str] | None, typer.Argument(help="Book files, directories of books, or book ids.", show_default=False)] = None,
     all_books: Annotated[bool, typer.Option("--all", help="Every imported book.")] = False,
     force: Annotated[bool, typer.Option("--force", help="With several books: redo those already processed with these settings.")] = False,
     mode: ModeOpt = None,

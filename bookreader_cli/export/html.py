@@ -18,6 +18,7 @@ import base64
 import bisect
 import hashlib
 import html
+import itertools
 import json
 import os
 import re
@@ -110,7 +111,7 @@ def render_paragraph(text: str, start: int, end: int, descriptions: list[dict], 
     out: list[str] = []
     stack: list[int] = []
     by_id = {int(d["id"]): d for d in inside}
-    for a, b in zip(points, points[1:]):
+    for a, b in itertools.pairwise(points):
         active = sorted((d for d in inside if d["start"] <= a and d["end"] >= b),
                         key=lambda d: (d["start"], -d["end"], int(d["id"])))
         wanted = [int(d["id"]) for d in active]

@@ -11,7 +11,6 @@ from bookreader_cli.books import file_sha256
 from bookreader_cli.errors import BadInput, NotFound
 from bookreader_cli.jobs.context import Context, check_file
 
-
 GIVEN_TITLE = "given (--title)"
 
 

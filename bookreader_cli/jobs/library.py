@@ -10,8 +10,8 @@ unknown id) or a job that failed, for the CLI to map onto its exit codes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from bookreader_cli.errors import BadInput, BookreaderError
 
