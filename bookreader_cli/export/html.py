@@ -8,7 +8,7 @@ and a side list of the best passages by priority, filterable by type, each linki
 Everything from the book is untrusted: every piece of text goes through `html.escape`, no book data is ever
 put inside the <script>, and a Content-Security-Policy allows only this page's own inline script and style
 (by hash) and local images, so neither an injected script nor a request to the network can happen.
-Big books (Война и мир: ~1.6 M characters) stay quick: chapters use `content-visibility: auto`, so the
+Big books (Война и мир, book 1: 1.43 M characters) stay quick: chapters use `content-visibility: auto`, so the
 browser lays out only the chapters on screen.
 """
 
