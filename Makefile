@@ -34,6 +34,9 @@ test-deps:
 	@command -v redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) ; } \
 	  || echo "redis-server not installed: Celery integration tests will skip"
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } \
+	  || echo "chromium not installed: the HTML reader view browser tests will skip"
 
 test: install test-deps
 	$(BIN)/ruff check bookreader_cli tests bench scripts

@@ -47,7 +47,8 @@ class ImageSettings:
     width: int = 1024
     height: int = 768
     nologo: bool = True
-    enhance: bool = False
+    enhance: bool = False  # always ask the API to rewrite the prompt
+    enhance_non_english: bool = True  # ask it only when the words are not English (see images/prompts.py)
     api_key_env: str = "POLLINATIONS_API_KEY"  # the key itself is never stored in settings
     concurrency: int = 4
     rate_per_second: float = 2.0  # shared by all request threads; 0 = unlimited

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("bookreader_cli.errors",),
     ("bookreader_cli.config", "bookreader_cli.output"),
     ("bookreader_cli.books", "bookreader_cli.epubcfi", "bookreader_cli.nlp", "bookreader_cli.training",
-     "bookreader_cli.images", "bookreader_cli.cache", "bookreader_cli.store"),
+     "bookreader_cli.images", "bookreader_cli.export", "bookreader_cli.cache", "bookreader_cli.store"),
     ("bookreader_cli.locks", "bookreader_cli.runs", "bookreader_cli.ops", "bookreader_cli.epub_source",
      "bookreader_cli.broker"),
     ("bookreader_cli.jobs",),

@@ -96,6 +96,7 @@ def load_book(path: str | Path) -> Book:
         book.warnings.insert(0, f"file name says {claimed} but the contents are {_FORMAT_NAMES[fmt]}")
     if not book.title:
         book.title = re.sub(r"(\.fb2)?\.[A-Za-z0-9]+$", "", label) or label
+        book.title_source = "file name"
     return book
 
 

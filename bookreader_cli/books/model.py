@@ -61,3 +61,5 @@ class Book:
     cover_media_type: str = ""
     notes: list[Chapter] = field(default_factory=list)  # FB2 notes body; never processed as chapters
     warnings: list[str] = field(default_factory=list)  # what the reader recovered from (missing mimetype, …)
+    # where `title` came from: "metadata" (EPUB/FB2), "gutenberg header", "first lines" or "file name" (TXT)
+    title_source: str = "metadata"

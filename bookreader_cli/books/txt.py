@@ -304,30 +304,73 @@ def parse_txt(data: bytes, label: str, name: str = "") -> Book:
     """Build a Book from plain-text bytes (`name` is the file name, used as a fallback title)."""
     text, encoding = decode_text(data, label)
     paragraphs = split_paragraphs(text)
-    gutenberg_title = _GUTENBERG_TITLE.search(text[:5000])
-    if gutenberg_title:
-        title = gutenberg_title.group(1).strip()
-    else:
-        first_lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()][:2]
-        title = _first_short(first_lines) or Path(name or label).name.split(".")[0]
+    title, source = guess_title(text, name or label)
     chapters, _preamble = build_chapters(paragraphs)
     if not chapters:
         chapters = [Chapter.from_paragraphs(title, [(p, "text") for p in paragraphs], source="paragraph 1")]
-    book = Book(format="txt", title=title, chapters=[c for c in chapters if c.text])
+    book = Book(format="txt", title=title, chapters=[c for c in chapters if c.text], title_source=source)
     if encoding not in ("utf-8", "utf-8-sig"):
         book.warnings.append(f"decoded as {encoding}")
     return book
 
 
+# ------------------------------------------------------------------------------------------------ title
 _PERSON_NAME = re.compile(r"^[A-ZА-ЯЁ][a-zа-яё.’'-]+(?: [A-ZА-ЯЁ][a-zа-яё.’'-]+){1,2}$")
+_CAPS_PERSON_NAME = re.compile(r"^[A-ZА-ЯЁ][A-ZА-ЯЁ.’'-]+(?: [A-ZА-ЯЁ][A-ZА-ЯЁ.’'-]+){1,2}$")
+# «Александр Сергеевич Пушкин. Дубровский», "Л. Н. Толстой. Метель": an author, a full stop, the title
+_AUTHOR_THEN_TITLE = re.compile(r"^((?:[A-ZА-ЯЁ][a-zа-яё’'-]*\.? ?){2,3})\. (\S.*)$")
+# The front matter that opens many files but never names the book: a dedication, an epigraph, a preface.
+_NOT_A_TITLE = re.compile(
+    r"^(?:посвящ|эпиграф|от автора|от издател|предислови|вместо предислови|введение|оглавление|содержание|"
+    r"dedicat|to my |to the memory|in memory|epigraph|preface|foreword|introduction|contents\b)", re.IGNORECASE)
+TITLE_MAX_WORDS = 12
+
+
+def guess_title(text: str, file_name: str) -> tuple[str, str]:
+    """(title, where it came from): a Gutenberg "Title:" line, else the first lines when they look like a
+    title (skipping an author line), else the file name (a dedication or an epigraph opens many files)."""
+    gutenberg = _GUTENBERG_TITLE.search(text[:5000])
+    if gutenberg:
+        return gutenberg.group(1).strip(), "gutenberg header"
+    first_lines = [" ".join(line.split()) for line in text.splitlines()[:200] if line.strip()][:2]
+    title = _first_short(first_lines)
+    if title and likely_title(title):
+        return title, "first lines"
+    return title_from_file_name(file_name), "file name"
+
+
+def title_from_file_name(file_name: str) -> str:
+    """«dostoevsky_bratya_karamazovy.txt» → «dostoevsky bratya karamazovy» (every extension dropped)."""
+    stem = Path(file_name).name.split(".")[0]
+    return " ".join(stem.replace("_", " ").split()) or stem
+
+
+def likely_title(line: str) -> bool:
+    """False for what opens a file but is not its title: front matter, a chapter heading, a sentence."""
+    if not line or len(line) > HEADING_MAX_CHARS or len(line.split()) > TITLE_MAX_WORDS:
+        return False
+    if is_heading(line) or _NOT_A_TITLE.match(line):
+        return False
+    if line[0] in "—–-«\"“'„([…." or line[-1] in ",:;—–-":
+        return False
+    return any(ch.isalpha() for ch in line)
 
 
 def _first_short(lines: list[str]) -> str:
-    """The first line if short enough to be a title; skips an author line («Александр Пушкин»)."""
+    """The first line if short enough to be a title; skips an author line («Александр Пушкин», «МАКСИМ
+    ГОРЬКИЙ» over «Детство») and an author before a full stop («Михаил Лермонтов. Герой нашего времени»)."""
     short = [line for line in lines[:2] if len(line) <= HEADING_MAX_CHARS]
-    if (len(short) == 2 and _PERSON_NAME.match(short[0]) and not _PERSON_NAME.match(short[1])
-            and not is_heading(short[1])):
-        return short[1]
+    if len(short) == 2 and not is_heading(short[1]) and (
+            (_PERSON_NAME.match(short[0]) and not _PERSON_NAME.match(short[1]))
+            or (_CAPS_PERSON_NAME.match(short[0]) and short[1][0].isupper() and not short[1].isupper()
+                and likely_title(short[1]))):
+        return _tidy(short[1])
     if lines and len(lines[0]) <= HEADING_MAX_CHARS:
-        return lines[0]
+        split = _AUTHOR_THEN_TITLE.match(lines[0])
+        return _tidy(split.group(2) if split else lines[0])
     return ""
+
+
+def _tidy(title: str) -> str:
+    """«МЕТЕЛЬ.» → «МЕТЕЛЬ»: one closing full stop is typography, not part of the title."""
+    return title[:-1].rstrip() if title.endswith(".") and not title.endswith("..") else title

@@ -13,7 +13,7 @@ import sys
 
 from bookreader_cli.cli.common import EXIT_FAILED, app, on_sigterm
 
-COMMAND_MODULES = ("books", "process", "epub", "images", "status", "workers")  # the order of --help
+COMMAND_MODULES = ("books", "process", "export", "epub", "images", "status", "workers")  # the order of --help
 for _module in COMMAND_MODULES:
     importlib.import_module(f"bookreader_cli.cli.{_module}")
 

@@ -16,6 +16,7 @@ app.add_typer(books_app, name="books")
 @books_app.command("import")
 def books_import(
     files: Annotated[list[Path], typer.Argument(help="EPUB, FB2 (.fb2, .fb2.zip) or TXT files.")],
+    title: Annotated[str | None, typer.Option("--title", help="The book's title (one file only; replaces a title already there).")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Import book files (the same file twice is imported once)."""
@@ -32,7 +33,7 @@ def books_import(
         for err in result["errors"]:
             output.error(err["error"], False, EXIT_BAD_INPUT)
 
-    result = run(lambda ctx: jobs.import_books(ctx, files), json_mode, human)
+    result = run(lambda ctx: jobs.import_books(ctx, files, title), json_mode, human)
     if result["errors"]:
         if json_wanted(json_mode):
             for err in result["errors"]:

@@ -32,17 +32,42 @@ OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="Write the
 
 @cfi_app.command("generate")
 def cfi_generate(
-    book: BookRefArg,
+    books: Annotated[list[str], typer.Argument(help="Book ids, sha256 prefixes, EPUB files (imported if new) or directories of them.")],
     chars: Annotated[int | None, typer.Option("--chars", help="Characters per location, as epub.js locations.generate(N).")] = None,
     count: Annotated[int | None, typer.Option("--count", help="About this many locations (default: settings cfi.count, 2000).")] = None,
     out: OutputOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Compute a book's epub.js locations, store them with the book; -o writes what locations.save() gives."""
+    """Compute books' epub.js locations, store them with each book; -o (one book) writes what locations.save()
+    gives. Several books: one document lists each book's result and each error."""
     from bookreader_cli import jobs, output
+    from bookreader_cli.cli import many
+    from bookreader_cli.errors import BadInput
+    from bookreader_cli.jobs.library import books_for, is_library_run, over_books
 
-    run(lambda ctx: jobs.generate_cfi_locations(ctx, book, count, chars, output.DataOut(out) if out else None),
-        json_mode, lambda r: output.print_summary(r, title="CFI locations"), stdout_taken=out == "-")
+    several = [False]
+
+    def generate(ctx):
+        several[0] = is_library_run(books, False)
+        if not several[0]:
+            return jobs.generate_cfi_locations(ctx, books[0], count, chars, output.DataOut(out) if out else None)
+        if out:
+            raise BadInput("--output writes one book's locations: give one book")
+        found, errors = books_for(ctx, books)
+        return many.coded(over_books(found, errors, lambda b: dict(
+            jobs.generate_cfi_locations(ctx, str(b["id"]), count, chars), title=b["title"])))
+
+    def human(result: dict) -> None:
+        if not several[0]:
+            output.print_summary(result, title="CFI locations")
+            return
+        many.show(result, "CFI locations", ["id", "title", "locations", "chars per location", "seconds"],
+                  lambda b: (b["book_id"], b["title"], b["locations_generated"], b["chars"],
+                             b["generation_time_seconds"]))
+
+    result = run(generate, json_mode, human, stdout_taken=out == "-")
+    if several[0]:
+        many.finish(result, json_mode)
 
 
 @cfi_app.command("resolve")

@@ -51,7 +51,7 @@ def _images_human(result: dict) -> None:
 @app.command("generate-images")
 def generate_images_cmd(
     description_ids: Annotated[list[int] | None, typer.Argument(help="Description ids (see `bookreader descriptions`).")] = None,
-    book: Annotated[str | None, typer.Option("--book", help="Instead of ids: this book's top descriptions that have no image yet.")] = None,
+    book: Annotated[list[str] | None, typer.Option("--book", help="Instead of ids: this book's top descriptions that have no image yet (repeat it for several books).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="With --book: at most this many (default 10).")] = None,
     type: Annotated[str | None, typer.Option("--type", help="With --book: only location, character, atmosphere or object.")] = None,
     user: UserOpt = None,
@@ -67,7 +67,11 @@ def generate_images_cmd(
     from contextlib import ExitStack
 
     from bookreader_cli import jobs, output
+    from bookreader_cli.cli import many
     from bookreader_cli.errors import BadInput
+    from bookreader_cli.jobs.library import books_for, is_library_run, over_books
+
+    several = [False]
 
     def draw(ctx):
         with ExitStack() as stack:
@@ -81,7 +85,7 @@ def generate_images_cmd(
                 if "advance" in bar:
                     bar["advance"](f"{row['description_id']} {row['status']}")
 
-            if book is None:
+            if not book:
                 if not description_ids:
                     raise BadInput("give description ids or --book ID")
                 if limit is not None or type is not None:
@@ -89,12 +93,34 @@ def generate_images_cmd(
                 return jobs.generate_images(ctx, description_ids, user, dry_run, on_plan=on_plan, on_image=on_image)
             if description_ids:
                 raise BadInput("give description ids or --book ID, not both")
-            return jobs.batch_generate_for_book(ctx, book, user, limit, type, dry_run, on_plan=on_plan,
-                                                on_image=on_image)
+            several[0] = is_library_run(book, False)
+            if not several[0]:
+                return jobs.batch_generate_for_book(ctx, book[0], user, limit, type, dry_run, on_plan=on_plan,
+                                                    on_image=on_image)
+        found, errors = books_for(ctx, book, import_files=False)
+        return many.coded(over_books(found, errors,
+                                     lambda b: jobs.batch_generate_for_book(ctx, b["id"], user, limit, type, dry_run)))
 
-    run(draw, json_mode, _images_human,
-        failed=lambda r: not r.get("dry_run") and (bool(r.get("account_error")) or (
-            r["failed_count"] > 0 and r["generated_count"] == 0 and not r.get("existing_count"))))
+    def all_failed(r: dict) -> bool:
+        return not r.get("dry_run") and (bool(r.get("account_error")) or (
+            r["failed_count"] > 0 and r["generated_count"] == 0 and not r.get("existing_count")))
+
+    def human(result: dict) -> None:
+        if not several[0]:
+            _images_human(result)
+            return
+        if dry_run:
+            for one in result["books"]:
+                _images_human(one)
+        many.show(result, "Images", ["book", "title", "selected", "generated", "failed"],
+                  lambda b: (b["book_id"], b["title"], b["selected_descriptions"], b.get("generated_count", "dry run"),
+                             b.get("failed_count", "")))
+
+    result = run(draw, json_mode, human, failed=lambda r: not several[0] and all_failed(r))
+    if several[0]:
+        if any(all_failed(b) for b in result["books"]) and not result["errors"]:
+            raise typer.Exit(1)
+        many.finish(result, json_mode)
 
 
 @app.command("cleanup")

@@ -16,7 +16,9 @@ ProcessorsOpt = Annotated[str | None, typer.Option("--processors", help="Comma-s
 
 @app.command("process")
 def process_cmd(
-    book: Annotated[str, typer.Argument(help="A book file (imported if needed) or a book id.")],
+    books: Annotated[list[str] | None, typer.Argument(help="Book files, directories of books, or book ids.", show_default=False)] = None,
+    all_books: Annotated[bool, typer.Option("--all", help="Every imported book.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="With several books: redo those already processed with these settings.")] = False,
     mode: ModeOpt = None,
     processors: ProcessorsOpt = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (default from settings).")] = None,
@@ -26,21 +28,47 @@ def process_cmd(
     )] = None,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Find, rank and store a book's descriptions, chapter by chapter."""
+    """Find, rank and store books' descriptions, chapter by chapter.
+
+    One book (a file or an id): processed, its result printed. Several, a directory, or --all: new files
+    are imported, books already processed to the end with the same settings are skipped (--force redoes
+    them), the rest processed; one document lists each book's result and each error."""
     from bookreader_cli import jobs, output
+    from bookreader_cli.cli import many
+    from bookreader_cli.jobs.library import is_library_run, process_library
+
+    targets = list(books or [])
+    several = [False]
 
     def process(ctx):
         from bookreader_cli.runners import book_runner
 
+        several[0] = is_library_run(targets, all_books)
         runner = book_runner(executor, ctx.settings, timeout)  # a bad --timeout is refused before the import
-        book_row = jobs.book_ref_or_file(ctx, book)
+        if several[0]:
+            return many.coded(process_library(ctx, targets, all_books, mode, processors, workers, executor, force,
+                                              runner=runner, progress=lambda total: output.progress(total, "chapters")))
+        book_row = jobs.book_ref_or_file(ctx, targets[0])
         total, _ = ctx.store.chapter_totals(book_row["id"])
         with output.progress(total, "chapters") as advance:
             return jobs.process_book(ctx, str(book_row["id"]), mode, processors, workers, executor,
                                      on_chapter=lambda ch, n: advance(f"{ch.title[:40]} ({n})"), runner=runner,
                                      on_part=lambda ch, k, parts: advance(f"{ch.title[:30]} part {k}/{parts}", 0))
 
-    run(process, json_mode, lambda r: output.print_summary(r, title="Processed"))
+    def human(result: dict) -> None:
+        if not several[0]:
+            output.print_summary(result, title="Processed")
+            return
+        many.show(result, "Processed", ["id", "status", "title", "chapters", "descriptions", "seconds"],
+                  lambda b: (b["book_id"], b["status"], b["title"], b["total_chapters"], b["descriptions_found"],
+                             b.get("processing_time_seconds", "-")))
+        if result["summary"]["skipped"]:
+            output.message(f"skipped {result['summary']['skipped']}: unchanged since their last complete run "
+                           "(same text, same settings); --force redoes them")
+
+    result = run(process, json_mode, human)
+    if several[0]:
+        many.finish(result, json_mode)
 
 
 @app.command("nlp")
@@ -111,6 +139,7 @@ def descriptions_cmd(
     top: Annotated[int | None, typer.Option("--top", help="Only the N with the highest priority.")] = None,
     min_priority: Annotated[float | None, typer.Option("--min-priority", help="Only those at or above.")] = None,
     format: Annotated[str, typer.Option("--format", help="table, json, jsonl or csv.")] = "table",
+    wide: Annotated[bool, typer.Option("--wide", help="Table: every column (chapter, offsets, confidence, consensus, processors).")] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """A book's descriptions, highest priority first."""
@@ -129,12 +158,22 @@ def descriptions_cmd(
         elif format == "csv":
             output.print_csv(rows, ["id", "chapter_idx", "start", "end", "type", "priority", "confidence",
                                     "consensus", "processors", "cfi", "text"])
-        else:
+        elif wide:
             output.print_table(
-                ["id", "ch", "type", "priority", "conf", "processors", "text"],
-                [(d["id"], d["chapter_idx"], d["type"], f"{d['priority']:.2f}", f"{d['confidence']:.2f}",
-                  ",".join(d["processors"]), d["text"][:120] + ("…" if len(d["text"]) > 120 else ""))
+                ["id", "ch", "start", "end", "type", "priority", "conf", "cons", "processors", "text"],
+                [(d["id"], d["chapter_idx"], d["start"], d["end"], d["type"], f"{d['priority']:.2f}",
+                  f"{d['confidence']:.2f}", f"{d['consensus']:.2f}", ",".join(d["processors"]), _cut(d["text"], 400))
                  for d in rows],
                 title=f"{result['title']}: {result['count']} descriptions")
+        else:  # four columns, so on an 80-column terminal the text gets the width
+            output.print_table(
+                ["id", "type", "priority", "text"],
+                [(d["id"], d["type"], f"{d['priority']:.2f}", _cut(d["text"], 400)) for d in rows],
+                title=f"{result['title']}: {result['count']} descriptions (--wide: every column)")
 
     run(lambda ctx: jobs.list_descriptions(ctx, book, type, top, min_priority), format == "json", human)
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most `limit` characters of a description for a table cell, with an ellipsis when cut."""
+    return text[:limit] + ("…" if len(text) > limit else "")

@@ -26,7 +26,7 @@ from bookreader_cli.images.client import (
     build_url,
 )
 from bookreader_cli.images.files import write_image_atomic
-from bookreader_cli.images.prompts import build_prompt, description_seed, description_type
+from bookreader_cli.images.prompts import build_prompt, description_seed, description_type, wants_enhance
 from bookreader_cli.images.secret import check_api_key
 from bookreader_cli.images.statuses import COMPLETED, FAILED
 
@@ -82,7 +82,7 @@ def _request_for(description: dict, options: ImageOptions) -> ImageRequest:
         width=options.width,
         height=options.height,
         nologo=options.nologo,
-        enhance=options.enhance,
+        enhance=wants_enhance(text, options.enhance, options.enhance_non_english),
     )
 
 

@@ -1,8 +1,11 @@
 """Prompts and seeds from descriptions: the book's own words inside a short type-specific frame.
 
-The words are kept as written (Russian or English): the image model reads both, and a translation step would
-need a network or a model we do not ship. The frame tells the model what kind of picture to make; the cap
-keeps URLs short (the prompt travels in the URL path).
+The words are kept as written (Russian or English): a translation step of our own would need a network or
+a model we do not ship. Image models read English best, so for words that are not English we ask the API
+to enhance the prompt (`enhance=true`: its language model rewrites, and so translates, the prompt before
+drawing); `images.enhance_non_english = false` turns that off, `images.enhance = true` asks for every prompt.
+The frame tells the model what kind of picture to make; the cap keeps URLs short (the prompt travels in the
+URL path).
 """
 
 from __future__ import annotations
@@ -52,6 +55,23 @@ def build_prompt(text: str, dtype: str | None = None, max_chars: int = DEFAULT_M
     if room < 20:  # a cap too small for the frame: the words alone, still capped
         return _cut_at_word(words, max_chars)
     return f"{before} {_cut_at_word(words, room)}, {after}"
+
+
+ENGLISH_MIN_SHARE = 0.8  # of the letters, the Latin (ASCII) ones
+
+
+def is_english(text: str) -> bool:
+    """True when nearly all letters are ASCII Latin: English, as far as the image model is concerned.
+    Text with no letters counts as English (there is nothing to translate)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return True
+    return sum(1 for ch in letters if ch.isascii()) / len(letters) >= ENGLISH_MIN_SHARE
+
+
+def wants_enhance(text: str, always: bool, non_english: bool) -> bool:
+    """Whether to ask the API to enhance (rewrite into English) this description's prompt."""
+    return always or (non_english and not is_english(text))
 
 
 def description_seed(description_id, text: str) -> int:

@@ -11,16 +11,26 @@ from bookreader_cli.books import file_sha256
 from bookreader_cli.errors import BadInput, NotFound
 from bookreader_cli.jobs.context import Context, check_file
 
+GIVEN_TITLE = "given (--title)"
 
-def import_book(ctx: Context, path: str | Path) -> dict:
-    """Import one book file; the same file again (same sha256) returns the same book id, unchanged."""
+
+def import_book(ctx: Context, path: str | Path, title: str | None = None) -> dict:
+    """Import one book file; the same file again (same sha256) returns the same book id, unchanged (but
+    for `title`: a title given replaces the one the book has)."""
     from bookreader_cli.books import load_book
 
     started = time.perf_counter()
+    if title is not None:
+        title = " ".join(title.split())
+        if not title:
+            raise BadInput("--title: the title is empty")
     path = check_file(Path(path))
     sha = file_sha256(path)
     existing = ctx.store.book_by_sha(sha)
     if existing:
+        if title is not None and title != existing["title"]:
+            ctx.store.set_title(existing["id"], title, GIVEN_TITLE)
+            existing = ctx.store.book(existing["id"])
         return _import_result(existing, ctx, "exists", started)
     book = load_book(path)
     if not any(ch.text for ch in book.chapters):
@@ -28,7 +38,8 @@ def import_book(ctx: Context, path: str | Path) -> dict:
     stat = path.stat()
     meta = {
         "sha256": sha, "path": str(path.resolve()), "file_name": path.name, "file_size": stat.st_size,
-        "file_mtime": stat.st_mtime, "format": book.format, "title": book.title or path.stem,
+        "file_mtime": stat.st_mtime, "format": book.format, "title": title or book.title or path.stem,
+        "title_source": GIVEN_TITLE if title else (book.title_source if book.title else "file name"),
         "authors": book.authors, "identifiers": book.identifiers,
         "language": book_language({"language": book.language}, " ".join(c.text[:5000] for c in book.chapters[:4])),
         "publisher": book.publisher, "date": book.date, "warnings": book.warnings,
@@ -47,7 +58,8 @@ def import_book(ctx: Context, path: str | Path) -> dict:
 def _import_result(book: dict, ctx: Context, status: str, started: float) -> dict:
     count, chars = ctx.store.chapter_totals(book["id"])
     return {
-        "book_id": book["id"], "status": status, "title": book["title"], "authors": book["authors"],
+        "book_id": book["id"], "status": status, "title": book["title"], "title_source": book.get("title_source"),
+        "authors": book["authors"],
         "format": book["format"], "language": book["language"], "chapters": count,
         "characters": chars, "sha256": book["sha256"],
         "file": book["path"], "warnings": book["warnings"],
@@ -55,12 +67,15 @@ def _import_result(book: dict, ctx: Context, status: str, started: float) -> dic
     }
 
 
-def import_books(ctx: Context, paths: Sequence[str | Path]) -> dict:
-    """Import several files: each good one lands, each bad one is reported (the caller exits 2)."""
+def import_books(ctx: Context, paths: Sequence[str | Path], title: str | None = None) -> dict:
+    """Import several files: each good one lands, each bad one is reported (the caller exits 2).
+    A `title` names one book: with several files it is bad input."""
+    if title is not None and len(paths) != 1:
+        raise BadInput(f"--title names one book: give one file, not {len(paths)}")
     results, errors = [], []
     for path in paths:
         try:
-            results.append(import_book(ctx, path))
+            results.append(import_book(ctx, path, title))
         except BadInput as exc:
             errors.append({"file": str(path), "error": str(exc)})
     return {"imported": results, "errors": errors}

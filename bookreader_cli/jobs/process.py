@@ -23,7 +23,7 @@ log = logging.getLogger("bookreader.process")
 BookRunner = Callable[..., Iterator[tuple[int, Any]]]
 
 
-def _run_key(mode: str, processors: list[str], settings) -> str:
+def run_key(mode: str, processors: list[str], settings) -> str:
     """What a stored chapter result depends on: same key, same descriptions (so a killed run can resume)."""
     from bookreader_cli import __version__
 
@@ -72,8 +72,8 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
         epub = epub_source.EpubExtras(book, chapters, settings.cache_dir, settings.cache.ttl_seconds,
                                       settings.cfi.count)
         lang = book_language(book, chapters[0].text if chapters else "")
-        run_key = _run_key(mode, names, settings)
-        done = store.chapters_done(book["id"], run_key)
+        key = run_key(mode, names, settings)
+        done = store.chapters_done(book["id"], key)
         if len(done) >= len(chapters):  # the last run finished: this one replaces it
             store.reset_chapter_runs(book["id"])
             done = set()
@@ -91,7 +91,7 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
                 chapter = pending[position]
                 descriptions = [d.to_dict() for d in result.descriptions]
                 epub.add_cfis(chapter, descriptions)
-                _store_chapter(store, book["id"], chapter, descriptions, run_key)
+                _store_chapter(store, book["id"], chapter, descriptions, key)
                 totals["sentences"] += result.sentences_total
                 totals["passed"] += result.sentences_passed
                 totals["unanimous"] += result.consensus_rate * result.sentences_passed

@@ -89,7 +89,7 @@ class Store:
 
     def book(self, book_id: int) -> dict:
         rows = list(self.db.query(
-            "SELECT id, sha256, path, file_name, file_size, file_mtime, format, title, authors, language, "
+            "SELECT id, sha256, path, file_name, file_size, file_mtime, format, title, title_source, authors, language, "
             "identifiers, publisher, date, notes, warnings, cover_media_type, length(cover) AS cover_bytes, "
             "imported_at, locations_chars FROM books WHERE id = ?", [book_id]))
         if not rows:
@@ -202,6 +202,14 @@ class Store:
     def reset_chapter_runs(self, book_id: int) -> None:
         self.conn.execute("DELETE FROM chapter_runs WHERE book_id = ?", [book_id])
 
+    def run_summary(self, book_id: int) -> dict:
+        """The book's stored descriptions and when its last chapter run finished (for skipping done books)."""
+        finished = self.conn.execute("SELECT max(done_at) FROM chapter_runs WHERE book_id = ?", [book_id]).fetchone()[0]
+        return {"descriptions": self.description_count(book_id), "finished_at": finished}
+
+    def set_title(self, book_id: int, title: str, source: str) -> None:
+        self.conn.execute("UPDATE books SET title = ?, title_source = ? WHERE id = ?", [title, source, book_id])
+
     def descriptions(self, book_id: int, type: str | None = None, min_priority: float | None = None,
                      top: int | None = None, order: str = "priority") -> list[dict]:
         where: list[str] = ["d.book_id = ?"]
@@ -275,6 +283,14 @@ class Store:
                 f"INSERT INTO images ({', '.join(IMAGE_ROW_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(IMAGE_ROW_COLUMNS))})",
                 [row[c] for c in IMAGE_ROW_COLUMNS])
+
+    def completed_images(self, book_id: int) -> list[dict]:
+        """The book's completed pictures, newest first: description_id, path (inside images/), prompt."""
+        rows = self.conn.execute(
+            "SELECT i.description_id, i.path, i.prompt FROM images i JOIN descriptions d ON d.id = i.description_id "
+            "WHERE d.book_id = ? AND i.status = ? AND i.path IS NOT NULL ORDER BY i.created_at DESC, i.id DESC",
+            [book_id, COMPLETED])
+        return [dict(zip(("description_id", "path", "prompt"), r)) for r in rows]
 
     def images_completed_since(self, user: str | None, since: float) -> int:
         """How many pictures `user` got since `since` (what the daily limit counts)."""

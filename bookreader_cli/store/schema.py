@@ -78,7 +78,13 @@ def _m4_api_pauses(db) -> None:
     db["api_pauses"].create({"api": str, "paused_until": float}, pk="api")
 
 
-MIGRATIONS = [_m1_initial, _m2_locations_and_locks, _m3_run_owner, _m4_api_pauses]
+def _m5_title_source(db) -> None:
+    # where a book's title came from: metadata, gutenberg header, first lines, file name, given (--title);
+    # NULL for books imported before it was recorded
+    db["books"].add_column("title_source", str)
+
+
+MIGRATIONS = [_m1_initial, _m2_locations_and_locks, _m3_run_owner, _m4_api_pauses, _m5_title_source]
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -1,0 +1,1 @@
+"""Exports of a processed book for people and other programs: `html` writes an offline reader view."""
