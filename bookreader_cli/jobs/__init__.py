@@ -28,7 +28,7 @@ from bookreader_cli.jobs.epub import (
     resolve_cfi,
 )
 from bookreader_cli.jobs.images import batch_generate_for_book, cleanup_old_images, generate_images
-from bookreader_cli.jobs.process import list_descriptions, list_models, nlp_text, process_book, train_stanza
+from bookreader_cli.jobs.process import fit_scorers, list_descriptions, list_models, nlp_text, process_book, train_stanza
 from bookreader_cli.jobs.status import health_check, list_runs, show_run, system_stats
 
 __all__ = [
@@ -62,4 +62,5 @@ __all__ = [
     "show_run",
     "system_stats",
     "train_stanza",
+    "fit_scorers",
 ]
