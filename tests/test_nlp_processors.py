@@ -144,7 +144,7 @@ def test_participles_of_listed_verbs_count_like_the_verb():
 def test_every_mode_runs_the_learned_scorers(mode):
     """Every mode with the real processors and their fitted models: the vivid sentence is found, the
     thought is not, and a processor's yes is its own p against the threshold."""
-    text = "\n".join([THOUGHT, VIVID])
+    text = f"{THOUGHT}\n{VIVID}"
     processors = ["natasha"] if mode == "single" else ["spacy", "natasha"]
     r = analyze_text(text, mode=mode, processors=processors, detail=True)
     assert not r.processor_failures and r.processors_used == processors

@@ -102,8 +102,8 @@ def models_train_stanza(
 
 @models_app.command("fit")
 def models_fit(
-    gold: Annotated[Optional[Path], typer.Option("--gold", help="Labelled books (default: ../shared/gold): <split>-passages.jsonl + <split>-gold.jsonl.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Directory for ru.json/en.json (default: the package's nlp/scorer/).")] = None,
+    gold: Annotated[Path | None, typer.Option("--gold", help="Labelled books (default: ../shared/gold): <split>-passages.jsonl + <split>-gold.jsonl.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Directory for ru.json/en.json (default: the package's nlp/scorer/).")] = None,
     lang: Annotated[str, typer.Option("--lang", help="Languages to fit, comma-separated.")] = "ru,en",
     no_cv: Annotated[bool, typer.Option("--no-cv", help="Skip the leave-one-book-out cross-validation.")] = False,
     json_mode: JsonOpt = False,

@@ -191,7 +191,6 @@ class Settings:
     type_context: tuple = ()
     paragraph: tuple = PARAGRAPH  # features averaged over the paragraph
     type_only: tuple = ("lex_", "vec_", "tev_", "pos_")  # prefixes of the features the type model reads
-    family: str = "logistic"  # or "gbt" (experiment only, not savable)
 
 
 def feature_names(rows: list[dict], settings: Settings) -> list[str]:
@@ -232,18 +231,8 @@ def fit_processor(rows: list[dict], items: list[Item], para_keys: list[int], set
     keep = w > 0
     X, y, w = X[keep], y[keep], w[keep]
     mean, scale = _standardise(X, w)
-    if settings.family == "gbt":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        gbt = HistGradientBoostingClassifier(max_depth=3, learning_rate=0.05, max_iter=150, l2_regularization=1.0,
-                                             min_samples_leaf=40, random_state=0)
-        gbt.fit(X, y, sample_weight=w)
-        model = LogisticRegression(C=settings.C, max_iter=5000, tol=1e-8)
-        model.fit((X - mean) / scale, y, sample_weight=w)
-    else:
-        gbt = None
-        model = LogisticRegression(C=settings.C, max_iter=5000, tol=1e-8)
-        model.fit((X - mean) / scale, y, sample_weight=w)
+    model = LogisticRegression(C=settings.C, max_iter=5000, tol=1e-8)
+    model.fit((X - mean) / scale, y, sample_weight=w)
     base = float(np.average(y, weights=w))
     shift = _logit(settings.reference_prior) - _logit(base)
 
@@ -271,7 +260,6 @@ def fit_processor(rows: list[dict], items: list[Item], para_keys: list[int], set
         "features": names,
         "context": context,
         "paragraph": paragraph,
-        **({"_gbt": gbt} if gbt is not None else {}),
         "description": {"mean": _r(mean), "scale": _r(scale), "coef": _r(model.coef_[0]),
                         "intercept": _r(model.intercept_[0])},
         "shift": round(shift, 6),

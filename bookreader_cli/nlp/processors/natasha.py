@@ -21,12 +21,10 @@ from collections import Counter
 from typing import Any
 
 from bookreader_cli.config import NlpSettings
-from bookreader_cli.nlp import features as F
-from bookreader_cli.nlp import scorer
+from bookreader_cli.nlp import features as F, scorer
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import route_pymorphy2_to_pymorphy3, single_thread_math
-from bookreader_cli.nlp.lexicon import load as load_lexicon
-from bookreader_cli.nlp.lexicon import without_yo
+from bookreader_cli.nlp.lexicon import load as load_lexicon, without_yo
 from bookreader_cli.nlp.scoring import has_look, picture_scores
 from bookreader_cli.nlp.syntax import NOMINAL, Tree, is_being, typing_hits
 from bookreader_cli.nlp.tree import repair_tree
@@ -88,6 +86,7 @@ class NatashaProcessor:
 
         lexicon = load_lexicon("ru")
         space = F.vector_space("ru")
+        assert space is not None  # Russian always has vectors
         tokens = [[t.text for t in tokenize(s.text)] for s in sentences]
         layout = F.sentence_layout(sentences)
         space.prepare([s.text for s in sentences])

@@ -18,11 +18,9 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from bookreader_cli.config import NlpSettings
-from bookreader_cli.nlp import features as F
-from bookreader_cli.nlp import scorer
+from bookreader_cli.nlp import features as F, scorer
 from bookreader_cli.nlp.base import Sentence, Vote
-from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, setting_weight
-from bookreader_cli.nlp.lexicon import load as load_lexicon
+from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, load as load_lexicon, setting_weight
 from bookreader_cli.nlp.scoring import Subjects, picture_scores
 from bookreader_cli.nlp.syntax import is_being, look_category
 

@@ -29,12 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from bookreader_cli.config import NlpSettings
-from bookreader_cli.nlp import features as F
-from bookreader_cli.nlp import scorer
+from bookreader_cli.nlp import features as F, scorer
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import single_thread_math
-from bookreader_cli.nlp.lexicon import load as load_lexicon
-from bookreader_cli.nlp.lexicon import without_yo
+from bookreader_cli.nlp.lexicon import load as load_lexicon, without_yo
 from bookreader_cli.nlp.scoring import has_look, picture_scores
 from bookreader_cli.nlp.stanza_models import StanzaModels, resolve_models
 from bookreader_cli.nlp.syntax import Tree, is_being, typing_hits

@@ -68,7 +68,6 @@ class ProcessorModel:
     """One processor's description model and type model (see the module docstring)."""
 
     def __init__(self, spec: dict):
-        self.spec = spec
         self.features: list[str] = list(spec["features"])
         self.context: list[str] = list(spec.get("context", []))
         self.paragraph: list[str] = list(spec.get("paragraph", []))
@@ -85,9 +84,6 @@ class ProcessorModel:
 
         X = design(rows, paragraphs, self.features, self.context, self.paragraph)
         z = self.description(X) + self.shift
-        if "_gbt" in self.spec:  # experiment hook of the fitting code (never in a saved file)
-            q = np.clip(self.spec["_gbt"].predict_proba(X)[:, 1], 1e-6, 1 - 1e-6)
-            z = np.log(q / (1 - q)) + self.shift
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
         T = design(rows, paragraphs, self.type_features, self.type_context)
         logits = self.type_model(T)
