@@ -8,6 +8,9 @@ non-neutral sentences; type accuracy over true positives; P@K over descriptions 
 others left out).
 
     python bench/eval_gold.py [--modes ensemble,single] [--processors spacy,natasha] [--split dev] [--json]
+    python bench/eval_gold.py --cv [--lang ru]     leave-one-book-out CV of the fitted scorers (all books)
+
+The metric lives in bookreader_cli/training/goldset.py (the scorer fitting's CV uses the same code).
 
 `--yo` writes "ё" back where pymorphy3 is sure of it (every parse of the word has it), offsets unchanged:
 the gold texts come without "ё", modern editions have it, and the taggers must cope with both.
@@ -28,15 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GOLD_DIR = Path(__file__).resolve().parents[2] / "shared" / "gold"
 
+from bookreader_cli.training.goldset import (  # one metric, shared with the fitting
+    evaluate,
+    gold_class,
+    load_gold,
+)
 
-def load_gold(gold_dir: Path, split: str = "dev"):
-    passages = [json.loads(l) for l in (gold_dir / f"{split}-passages.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
-    labels = {}
-    for line in (gold_dir / f"{split}-gold.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            labels[(row["id"], row["i"])] = row
-    return passages, labels
+__all__ = ["evaluate", "gold_class", "load_gold"]
 
 
 def restore_yo(passages: list[dict]) -> list[dict]:
@@ -64,74 +65,6 @@ def restore_yo(passages: list[dict]) -> list[dict]:
         text = re.sub(r"[А-Яа-яЁё]+", word, p["text"])
         out.append({**p, "text": text, "sentences": [{**s, "text": text[s["start"]:s["end"]]} for s in p["sentences"]]})
     return out
-
-
-def gold_class(row) -> int | None:
-    """1 positive, 0 negative, None neutral."""
-    if row["label"] == "none":
-        return 0
-    return 1 if row["strength"] >= 2 else None
-
-
-def covered(sentence, descriptions) -> tuple[int, str | None, list]:
-    """Characters of the sentence covered by descriptions, type of the biggest cover, covering descs."""
-    best, best_type, total, covering = 0, None, 0, []
-    for d in descriptions:
-        overlap = min(sentence["end"], d["end"]) - max(sentence["start"], d["start"])
-        if overlap > 0:
-            total += overlap
-            covering.append(d)
-            if overlap > best:
-                best, best_type = overlap, d["type"]
-    return total, best_type, covering
-
-
-def evaluate(passages, labels, results: dict[str, list[dict]], k: int = 20) -> dict:
-    tp = fp = fn = tn = 0
-    type_ok = 0
-    ranked = []  # (priority, relevant or None)
-    for p in passages:
-        descs = results[p["id"]]
-        for s in p["sentences"]:
-            cls = gold_class(labels[(p["id"], s["i"])])
-            n, kind, _ = covered(s, descs)
-            predicted = n * 2 >= (s["end"] - s["start"])
-            if cls is None:
-                continue
-            if cls == 1 and predicted:
-                tp += 1
-                type_ok += kind == labels[(p["id"], s["i"])]["label"]
-            elif cls == 1:
-                fn += 1
-            elif predicted:
-                fp += 1
-            else:
-                tn += 1
-        for d in descs:
-            classes = []
-            mostly = []
-            for s in p["sentences"]:
-                overlap = min(s["end"], d["end"]) - max(s["start"], d["start"])
-                if overlap > 0:
-                    c = gold_class(labels[(p["id"], s["i"])])
-                    classes.append(c)
-                    if overlap * 2 >= (s["end"] - s["start"]):
-                        mostly.append(c)
-            if any(c == 1 for c in mostly):
-                ranked.append((d["priority"], True))
-            elif classes and all(c == 0 for c in classes):
-                ranked.append((d["priority"], False))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    ranked.sort(key=lambda x: -x[0])
-    top = ranked[:k]
-    return {
-        "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-        "type_accuracy": round(type_ok / tp, 4) if tp else 0.0,
-        f"p_at_{k}": round(sum(1 for _, r in top if r) / len(top), 4) if top else 0.0,
-        "tp": tp, "fp": fp, "fn": fn, "tn": tn, "ranked_descriptions": len(ranked),
-    }
 
 
 def run_mode(passages, mode: str, processors, nlp, pool) -> tuple[dict, dict]:
@@ -164,7 +97,16 @@ def main(argv=None) -> int:
     ap.add_argument("--dump", type=Path, help="write per-passage descriptions and per-sentence votes (each processor's score/yes/type) "
                     "and decisions here (JSON)")
     ap.add_argument("--yo", action="store_true", help='write "ё" back into the texts first (see above)')
+    ap.add_argument("--cv", action="store_true", help="leave-one-book-out CV over every labelled book instead")
+    ap.add_argument("--lang", default="ru", help="with --cv: ru or en")
     args = ap.parse_args(argv)
+    if args.cv:
+        from bookreader_cli.training import fit_scorer
+
+        table = fit_scorer.build_table(args.gold, args.lang)
+        cv = fit_scorer.lobo(table, fit_scorer.CHOSEN[args.lang], k=args.k)
+        print(fit_scorer.format_table(cv, args.k))
+        return 0
     if not (args.gold / f"{args.split}-passages.jsonl").exists():
         print(f"gold set not found in {args.gold}", file=sys.stderr)
         return 2

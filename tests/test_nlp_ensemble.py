@@ -1,4 +1,5 @@
-"""Vote arithmetic, merging, exclusions, priority and the consensus rate (no models needed)."""
+"""Vote arithmetic (weighted mean of calibrated probabilities vs the threshold), merging, exclusions,
+priority and the consensus rate (no models needed)."""
 
 from bookreader_cli.config import NlpSettings
 from bookreader_cli.nlp.base import Vote
@@ -18,26 +19,60 @@ def _votes(sentences, yes_by_proc: dict[str, set[int]], kind="location"):
             for p, yes in yes_by_proc.items()}
 
 
-def test_one_processor_alone_fails_with_three_running():
+def _p(sentences, p_by_proc: dict[str, float], index: int = 0, kind: str = "location"):
+    """Votes where each processor gives sentence `index` probability p (the others 0.0)."""
+    return {name: {s.index: Vote(s.index, p if s.index == index else 0.0, p >= 0.6, kind, {"type_scores": {kind: 1.0}})
+                   for s in sentences}
+            for name, p in p_by_proc.items()}
+
+
+def test_score_is_the_weighted_mean_of_the_probabilities_against_the_threshold():
     sentences = segment(TEXT)
     cfg = EnsembleConfig()  # spacy 1.0, natasha 1.2, stanza 0.8; threshold 0.6
+    d = decide(sentences, _p(sentences, {"spacy": 0.5, "natasha": 0.7, "stanza": 0.6}), cfg)[0]
+    assert d.confidence == round((1.0 * 0.5 + 1.2 * 0.7 + 0.8 * 0.6) / 3.0, 4) == 0.6067
+    assert d.passed
+    assert d.yes == ["natasha", "stanza"]  # a processor's own yes: its p >= threshold
+    assert d.share == round((1.2 + 0.8) / 3.0, 4)
+    # the same probabilities fall short when the sure processor weighs less
+    d = decide(sentences, _p(sentences, {"spacy": 0.5, "natasha": 0.7, "stanza": 0.6}),
+               config_from(NlpSettings(weights={"natasha": 0.5})))[0]
+    assert d.confidence < 0.6 and not d.passed
+
+
+def test_probabilities_not_yes_counts_decide():
+    """One sure yes and two near misses pass (mean 0.683); counting yeses (1.0 of 3.0) would not."""
+    sentences = segment(TEXT)
+    d = decide(sentences, _p(sentences, {"spacy": 0.95, "natasha": 0.55, "stanza": 0.55}), EnsembleConfig())[0]
+    assert d.passed and d.yes == ["spacy"] and d.confidence == 0.6833
+    # and two bare yeses over a sure no do not (mean 0.5 < 0.6)
+    d = decide(sentences, _p(sentences, {"spacy": 0.6, "natasha": 0.05, "stanza": 0.95}), EnsembleConfig())[0]
+    assert not d.passed and d.yes == ["spacy", "stanza"]
+
+
+def test_a_confident_processor_cannot_pass_alone_against_two_sure_noes():
+    sentences = segment(TEXT)
+    cfg = EnsembleConfig()
     for lone in ("spacy", "natasha", "stanza"):
-        yes = {p: ({0} if p == lone else set()) for p in ("spacy", "natasha", "stanza")}
-        d = decide(sentences, _votes(sentences, yes), cfg)[0]
-        assert not d.passed, lone
-        assert d.share < 0.6
-    # any two of three reach the threshold (spacy+stanza = 1.8/3.0 exactly 0.6)
-    for pair in (("spacy", "natasha"), ("spacy", "stanza"), ("natasha", "stanza")):
-        yes = {p: ({0} if p in pair else set()) for p in ("spacy", "natasha", "stanza")}
-        assert decide(sentences, _votes(sentences, yes), cfg)[0].passed, pair
+        probs = {p: (0.99 if p == lone else 0.05) for p in ("spacy", "natasha", "stanza")}
+        d = decide(sentences, _p(sentences, probs), cfg)[0]
+        assert not d.passed and d.yes == [lone], lone
+    # two sure yes and one unsure pass
+    assert decide(sentences, _p(sentences, {"spacy": 0.9, "natasha": 0.9, "stanza": 0.2}), cfg)[0].passed
+
+
+def test_threshold_reached_exactly_passes():
+    sentences = segment(TEXT)
+    d = decide(sentences, _p(sentences, {"spacy": 0.6, "natasha": 0.6}), EnsembleConfig())[0]
+    assert d.passed and d.confidence == 0.6
 
 
 def test_weights_and_threshold_come_from_settings():
     cfg = config_from(NlpSettings(weights={"spacy": 3.0}, threshold=0.5))
     assert cfg.weights == {"spacy": 3.0, "natasha": 1.2, "stanza": 0.8} and cfg.threshold == 0.5
     sentences = segment(TEXT)
-    yes = {"spacy": {0}, "natasha": set(), "stanza": set()}
-    assert decide(sentences, _votes(sentences, yes), cfg)[0].passed  # 3.0 / 5.0 ≥ 0.5
+    # (3.0·0.7 + 1.2·0.2 + 0.8·0.2) / 5.0 = 0.5
+    assert decide(sentences, _p(sentences, {"spacy": 0.7, "natasha": 0.2, "stanza": 0.2}), cfg)[0].passed
 
 
 def test_processor_that_did_not_run_does_not_count():
@@ -145,3 +180,16 @@ def test_clothes_nobody_wears_are_objects():
     assert picture_type(hits, None, Subjects(person_present=True)) == "character"
     assert picture_type(hits, None, Subjects(person_present=False)) == "object"
     assert picture_type(hits) == "character"  # no grammar to tell: clothes are taken as worn
+
+
+def test_a_narrative_sentence_in_a_paragraph_with_a_remark_can_pass_the_dialogue_line_cannot():
+    text = ("«Пойдём же скорее домой», — сказал он. Это был высокий худой старик в потёртом синем сюртуке, "
+            "с клочковатой седой бородой.\n— Где ты была в этом синем платье? — спросил он.")
+    sentences = segment(text)
+    everything = {s.index for s in sentences}
+    votes = _votes(sentences, {"spacy": everything, "natasha": everything, "stanza": everything})
+    decisions = decide(sentences, votes, EnsembleConfig())
+    assert [d.passed for d in decisions] == [False, True, False]
+    assert [d.excluded for d in decisions] == ["dialogue", "", "dialogue"]
+    (description,) = merge(text, sentences, decisions, EnsembleConfig())
+    assert description.text.startswith("Это был высокий худой старик")

@@ -132,6 +132,23 @@ def models_train_stanza(
     run(lambda ctx: jobs.train_stanza(ctx, size, out, sources), json_mode)
 
 
+@models_app.command("fit")
+def models_fit(
+    gold: Annotated[Path | None, typer.Option("--gold", help="Labelled books (default: ../shared/gold): <split>-passages.jsonl + <split>-gold.jsonl.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Directory for ru.json/en.json (default: the package's nlp/scorer/).")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="Languages to fit, comma-separated.")] = "ru,en",
+    no_cv: Annotated[bool, typer.Option("--no-cv", help="Skip the leave-one-book-out cross-validation.")] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Fit the description scorers on labelled books; print leave-one-book-out CV (needs the `train` extra)."""
+    from bookreader_cli import jobs
+
+    langs = [x.strip() for x in lang.split(",") if x.strip()]
+    if not langs or any(x not in ("ru", "en") for x in langs):
+        bad_option("--lang: expected ru, en or ru,en")
+    run(lambda ctx: jobs.fit_scorers(ctx, gold, out, langs, not no_cv), json_mode)
+
+
 @app.command("descriptions")
 def descriptions_cmd(
     book: Annotated[str, typer.Argument(help="Book id or sha256 prefix.")],

@@ -28,7 +28,14 @@ from bookreader_cli.jobs.epub import (
     resolve_cfi,
 )
 from bookreader_cli.jobs.images import batch_generate_for_book, cleanup_old_images, generate_images
-from bookreader_cli.jobs.process import list_descriptions, list_models, nlp_text, process_book, train_stanza
+from bookreader_cli.jobs.process import (
+    fit_scorers,
+    list_descriptions,
+    list_models,
+    nlp_text,
+    process_book,
+    train_stanza,
+)
 from bookreader_cli.jobs.status import health_check, list_runs, show_run, system_stats
 
 __all__ = [
@@ -42,6 +49,7 @@ __all__ = [
     "cfi_from_percentage",
     "cfi_to_percentage",
     "cleanup_old_images",
+    "fit_scorers",
     "generate_cfi_locations",
     "generate_images",
     "get_cached_epub",

@@ -211,6 +211,26 @@ def train_stanza(ctx: Context, size: str = "smoke", out: Path | None = None, sou
     return train_stanza_cli(out or ctx.settings.stanza_dir, size=size, sources=sources)
 
 
+def fit_scorers(ctx: Context, gold: Path | None = None, out: Path | None = None, langs=("ru", "en"),
+                cv: bool = True) -> dict:
+    """Fit the per-processor description scorers on labelled books, print leave-one-book-out CV (stderr),
+    write nlp/scorer/<lang>.json (or into `out`)."""
+    import sys
+
+    from bookreader_cli.nlp.compat import single_thread_math
+
+    single_thread_math()
+    from bookreader_cli.training import fit_scorer
+
+    gold = Path(gold) if gold else fit_scorer.DEFAULT_GOLD
+    missing = [lang for lang in langs if not fit_scorer.has_gold(gold, lang)]
+    if missing:
+        raise BadInput(f"no labelled books for {', '.join(missing)} in {gold} "
+                       f"(expected e.g. {fit_scorer.SPLITS[missing[0]][0]}-passages.jsonl and -gold.jsonl)")
+    reports = fit_scorer.fit_command(gold, out, langs=langs, cv=cv, echo=lambda line: print(line, file=sys.stderr))
+    return {"gold": str(gold), "written": reports.pop("_written", []), "lobo": reports}
+
+
 def list_descriptions(ctx: Context, ref: str, type: str | None = None, top: int | None = None,
                       min_priority: float | None = None) -> dict:
     from bookreader_cli.nlp.base import DESCRIPTION_TYPES

@@ -17,7 +17,9 @@ class Sentence:
     end: int
     text: str
     paragraph: int = 0  # index of the paragraph it belongs to (merging never crosses paragraphs)
-    kind: str = "text"  # paragraph kind from books.model (heading, epigraph, poem… never descriptions)
+    kind: str = "text"  # heading, epigraph, poem… (never descriptions), "dialogue" (a line of speech), "text"
+    speech: float = 0.0  # share of its letters inside direct speech (a dialogue line's remark, a «…» quote)
+    speech_para: float = 0.0  # letters of direct speech in its paragraph (a long one is a story told: narration)
 
 
 @dataclass

@@ -1,17 +1,25 @@
-"""The vote: per-sentence decisions from processors' votes, then merging into ranked descriptions.
+"""The vote: per-sentence decisions from processors' calibrated probabilities, then ranked descriptions.
 
-A sentence **passes** when Σ weight(p) over the processors p that ran on it and said yes, divided by
-Σ weight(p) over the processors that ran on it, reaches the threshold (union mode: any yes passes).
-Headings, epigraphs, poems, dialogue paragraphs and fragments (fewer than `min_words` words) never pass;
-a fragment lying between two passing sentences of its paragraph is absorbed into their description.
-Adjacent passing sentences of one paragraph merge into one description of at most `max_chars`.
+Each processor that ran on a sentence gives p = its calibrated probability that the sentence is part of a
+visual description (nlp.scorer: a logistic model fitted on labelled books, its log-odds shifted to the
+reference prior stored with the fitted file, chosen by leave-one-book-out CV so that 0.6 is a good cut).
+The ensemble's **score** is the weighted mean over the processors that ran:
 
-**Priority** (0–100, higher first):
-    priority = 100 × (0.5·confidence + 0.2·consensus + 0.3·richness)
-where confidence is the length-weighted mean over the description's sentences of the weighted mean score
-of the processors that ran, consensus the mean weighted yes-share, and richness = min(1, H / 8) with H the
-visual-lexicon hits the voting processors report (mean over voters, summed over sentences). Ties keep
-text order.
+    score = Σ wᵢ·pᵢ / Σ wᵢ        (default weights spaCy 1.0, Natasha 1.2, Stanza 0.8; configurable)
+
+and a sentence **passes** when score ≥ threshold (0.6 by default, configurable). A processor's own **yes**
+is pᵢ ≥ threshold; union mode (`parallel`) passes a sentence any processor said yes to; `single` is one
+processor's p against the threshold. Headings, epigraphs, poems, clear lines of dialogue (nlp.segment:
+speech is judged per sentence) and fragments (fewer than `min_words` words) never pass; a fragment lying
+between two passing sentences of its paragraph is absorbed into their description. Adjacent passing
+sentences of one paragraph merge into one description of at most `max_chars`.
+
+**Type**: Σ over the processors that ran of wᵢ·pᵢ·P(type | description)ᵢ, the largest wins (a description
+takes the type of most of its characters).
+
+**Priority** (0–100, higher first): 100 × the length-weighted mean score of the description's sentences
+(optionally blended with richness, `richness_weight`; 0 by default, chosen by LOBO P@20), so the top of a
+book's ranking is the text the models are surest is drawable. Ties keep text order.
 
 **ensemble_consensus_rate**: among all passing sentences, the share on which every processor that ran on
 that sentence voted yes (0.0 when nothing passed).
@@ -40,6 +48,7 @@ class EnsembleConfig:
     split_on_type: bool = True  # a change of type (character → atmosphere) starts a new description
     type_context: float = 0.0  # weight of the neighbouring sentences' type evidence (same paragraph)
     type_all: bool = False  # also type sentences nobody said yes to (for inspection)
+    richness_weight: float = 0.0  # share of richness (lexicon hits) in the priority, the rest is the score
 
 
 def config_from(nlp: NlpSettings | None = None, **overrides) -> EnsembleConfig:
@@ -93,7 +102,7 @@ def decide(sentences: list[Sentence], votes: dict[str, dict[int, Vote]], cfg: En
     out = []
     for s in sentences:
         ran = [p for p in votes if s.index in votes[p]]
-        yes = [p for p in ran if votes[p][s.index].yes]
+        yes = [p for p in ran if votes[p][s.index].score + EPSILON >= cfg.threshold]
         total = sum(cfg.weights.get(p, 1.0) for p in ran)
         share = sum(cfg.weights.get(p, 1.0) for p in yes) / total if total else 0.0
         confidence = (sum(cfg.weights.get(p, 1.0) * votes[p][s.index].score for p in ran) / total) if total else 0.0
@@ -102,8 +111,8 @@ def decide(sentences: list[Sentence], votes: dict[str, dict[int, Vote]], cfg: En
             excluded = s.kind
         elif word_count(s.text) < cfg.min_words:
             excluded = "fragment"
-        passed = bool(ran) and (bool(yes) if cfg.union else share + EPSILON >= cfg.threshold)
-        hits = [votes[p][s.index].evidence.get("features", {}).get("visual_hits") for p in yes]
+        passed = bool(ran) and (bool(yes) if cfg.union else confidence + EPSILON >= cfg.threshold)
+        hits = [votes[p][s.index].evidence.get("features", {}).get("visual_hits") for p in ran]
         hits = [h for h in hits if isinstance(h, (int, float))]
         out.append(Decision(
             index=s.index, passed=passed and not excluded, share=round(share, 4),
@@ -116,7 +125,7 @@ def decide(sentences: list[Sentence], votes: dict[str, dict[int, Vote]], cfg: En
 
 
 def _type_evidence(votes, index: int, voters: list[str], cfg: EnsembleConfig) -> dict[str, float]:
-    """Σ over voters of weight × score × their type shares (a processor without type_scores: its type)."""
+    """Σ over voters of weight × p × their type probabilities (a processor without type_scores: its type)."""
     tally: dict[str, float] = {}
     for p in voters:
         vote = votes[p][index]
@@ -139,10 +148,10 @@ def _assign_types(sentences: list[Sentence], votes, decisions: list[Decision], c
     read in its passage: the one after "she saw a huge room" still shows that room)."""
     own = []
     for s, d in zip(sentences, decisions):
-        voters = d.yes or d.ran
+        voters = d.ran
         own.append(_type_evidence(votes, s.index, voters, cfg) if d.ran else {})
     for i, (s, d) in enumerate(zip(sentences, decisions)):
-        if not d.yes and not cfg.type_all:
+        if not d.passed and not d.yes and not cfg.type_all:
             d.type = None
             continue
         tally = dict(own[i])
@@ -204,8 +213,8 @@ def _describe(text: str, sents: list[Sentence], decs: list[Decision], cfg: Ensem
     voted = [d for d in decs if d.yes]
     consensus = sum(d.share for d in voted) / len(voted) if voted else 0.0
     richness = min(1.0, sum(d.richness_hits for d in decs) / 8.0)
-    priority = 100.0 * (0.5 * confidence + 0.2 * consensus + 0.3 * richness)
-    processors = sorted({p for d in decs for p in d.yes})
+    priority = 100.0 * ((1.0 - cfg.richness_weight) * confidence + cfg.richness_weight * richness)
+    processors = sorted({p for d in decs for p in (d.yes or d.ran)})
     return Description(
         start=start, end=end, text=text[start:end], type=kind, priority=round(priority, 2),
         confidence=round(confidence, 4), processors=processors, consensus=round(consensus, 4),

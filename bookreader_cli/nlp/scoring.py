@@ -1,31 +1,18 @@
-"""Turning a processor's own evidence (feature counts) into a score and a type.
+"""The rule-based type evidence every processor computes from its own analysis (a feature of its learned
+type model, nlp.scorer).
 
 Each processor extracts different evidence with its own tools (spaCy: surface patterns over lemmas;
-Natasha: morphology, dependency syntax and NER) and weighs it with its own table; this module only holds
-the arithmetic they share, so the formula is written once.
+Natasha and Stanza: morphology, dependency syntax and NER); this module holds the type-evidence arithmetic
+they share, so the formula is written once.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bookreader_cli.nlp.base import Vote
 from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, Lexicon, best_type, type_totals
-
-# Dialogue-ish punctuation inside a sentence: quoted speech, a colon before speech.
-SPEECH_MARKS = ("«", "»", "“", "”", '"')
-
-
-def logistic(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
-
-
-def linear_score(features: dict[str, float], weights: dict[str, float], bias: float) -> float:
-    """score = logistic(bias + Σ weight·feature): a probability-like number in 0..1."""
-    return logistic(bias + sum(weights.get(k, 0.0) * v for k, v in features.items()))
 
 
 def category_hits(lemmas: list[str], lexicon: Lexicon) -> Counter:
@@ -35,21 +22,6 @@ def category_hits(lemmas: list[str], lexicon: Lexicon) -> Counter:
         for category in lexicon.categories(lemma):
             hits[category] += 1
     return hits
-
-
-def base_features(hits: Counter, n_words: int, text: str) -> dict[str, float]:
-    """Features every processor computes the same way from its own lemmas."""
-    visual = sum(n for c, n in hits.items() if CATEGORY_TYPE.get(c) or c == "colour")
-    kinds = {c for c, n in hits.items() if n and c not in ("speech",)}
-    return {
-        "visual_hits": float(min(visual, 8)),
-        "visual_density": visual / max(n_words, 1),
-        "categories": float(len(kinds)),
-        "speech": float(hits.get("speech", 0)),
-        "quoted": float(any(m in text for m in SPEECH_MARKS)),
-        "long": float(n_words >= 30),
-        "short": float(n_words < 6),
-    }
 
 
 # ---- type evidence --------------------------------------------------------------------------------
@@ -95,12 +67,3 @@ def picture_scores(type_hits: Mapping[str, float], boosts: dict[str, float] | No
 def has_look(hits: Counter) -> bool:
     """The sentence names something of a being's look: body, clothing or appearance words."""
     return hits["body"] + hits["clothing"] + hits["appearance"] > 0
-
-
-def verdict(index: int, score: float, cutoff: float, type_scores: dict[str, float], evidence: dict,
-            features: dict[str, float]) -> Vote:
-    """The rule every processor votes by: yes when its score reaches its own cut-off and the sentence has a
-    type (the best of `type_scores`); the evidence carries the type scores and the rounded features."""
-    kind = best_type(type_scores)
-    evidence = dict(evidence, type_scores=type_scores, features={k: round(v, 3) for k, v in features.items()})
-    return Vote(index, round(score, 4), score >= cutoff and kind is not None, kind, evidence)

@@ -1,10 +1,12 @@
-"""spaCy processor: surface patterns over lemmas (Matcher), scored with its own weights.
+"""spaCy processor: surface patterns over lemmas (Matcher), scored by its own learned model (nlp.scorer).
 
 With a trained pipeline installed (`ru_core_news_*`, or a name/path in settings.nlp.spacy_model) its tagger,
 lemmatizer and NER are used; otherwise `spacy.blank(lang)` with a pymorphy3 part-of-speech component and
-spaCy's own Russian lemmatizer in pymorphy3 mode (English: a crude suffix lemmatizer). The evidence is
-spaCy's: single-lemma lexicon hits plus phrase patterns ("с бритым пухлым лицом", "в шубе", "было темно",
-adjective + visual noun), not another processor's output.
+spaCy's own Russian lemmatizer in pymorphy3 mode (English: spaCy's lookup lemmatizer with the official
+tables of `spacy-lookups-data`, parts of speech guessed from the lexicon). The features are spaCy's:
+lexicon hits on its lemmas, phrase patterns ("с бритым пухлым лицом", "в шубе", "было темно", adjective +
+visual noun), part-of-speech shares, the rule-based type evidence, and (Russian) navec similarities of the
+words to the lexicon's seed words (nlp.features) — not another processor's output.
 """
 
 from __future__ import annotations
@@ -16,31 +18,14 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from bookreader_cli.config import NlpSettings
+from bookreader_cli.nlp import features as F, scorer
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, load as load_lexicon, setting_weight
-from bookreader_cli.nlp.scoring import Subjects, base_features, linear_score, picture_scores, verdict
+from bookreader_cli.nlp.scoring import Subjects, picture_scores
 from bookreader_cli.nlp.syntax import is_being, look_category
 
 TRAINED_PIPELINES = {"ru": ("ru_core_news_lg", "ru_core_news_md", "ru_core_news_sm"),
                      "en": ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")}
-
-# Fitted on the dev gold set with bench/fit_weights.py (logistic regression), then rounded.
-WEIGHTS = {
-    "visual_hits": 0.55,
-    "visual_density": 2.0,
-    "categories": 0.3,
-    "speech": -0.9,
-    "quoted": -1.0,
-    "long": 0.0,
-    "short": -0.5,
-    "described_noun": 0.9,
-    "with_feature": 1.0,
-    "wearing": 1.0,
-    "state": 1.2,
-    "perceive": 0.4,
-}
-BIAS = -3.0
-CUTOFF = 0.5
 
 # Word lists the phrase patterns need beyond the lexicon files, per language.
 _PATTERN_WORDS = {
@@ -74,8 +59,11 @@ def _installed(name: str) -> bool:
 class SpacyProcessor:
     name = "spacy"
 
-    def __init__(self, nlp: NlpSettings | None = None):
-        self.model_setting = (nlp or NlpSettings()).spacy_model
+    def __init__(self, nlp: NlpSettings | None = None, screen: bool = True):
+        nlp = nlp or NlpSettings()
+        self.model_setting = nlp.spacy_model
+        self.threshold = float(nlp.threshold)
+        self.screen = screen  # False: analyse every sentence (feature extraction for fitting)
         self._nlp: dict[str, Any] = {}
         self._matchers: dict[str, object] = {}
         self._screen_cache: dict[str, dict[str, bool]] = {}
@@ -106,7 +94,9 @@ class SpacyProcessor:
                 nlp.initialize()
                 _memoise_lemmatizer(nlp.get_pipe("lemmatizer"))
             else:
-                nlp.add_pipe("bookreader_crude_lemmas")
+                nlp.add_pipe("lemmatizer", config={"mode": "lookup"})  # tables from spacy-lookups-data
+                nlp.add_pipe("bookreader_en_pos")
+                nlp.initialize()
         self._nlp[lang] = nlp
         self._matchers[lang] = _build_matcher(nlp, lang)
         self.sources[lang] = source
@@ -115,35 +105,50 @@ class SpacyProcessor:
         return seconds
 
     def score(self, text: str, sentences: list[Sentence], lang: str = "ru") -> list[Vote]:
+        return scorer.votes(self.name, lang, sentences, self.analyse(text, sentences, lang), self.threshold)
+
+    def analyse(self, text: str, sentences: list[Sentence], lang: str = "ru") -> list[tuple[dict, dict]]:
+        """(features, evidence) per sentence: surface (and vector) features for all, the pipeline's for those
+        that pass the screen (all, with screen=False or a trained pipeline)."""
         self.load(lang)
         nlp, matcher = self._nlp[lang], self._matchers[lang]
         lexicon = load_lexicon(lang)
-        votes: list[Vote | None] = [None] * len(sentences)
+        space = F.vector_space(lang)
+        screen = self._screen(lang, lexicon)
+        if space is not None:
+            space.prepare([s.text for s in sentences])
+        out: list[tuple[dict, dict]] = []
+        for s, (position, size) in zip(sentences, F.sentence_layout(sentences)):
+            words = F.words_of(s.text)
+            cheap = F.surface(s, position, size)
+            if space is not None:
+                cheap.update(space.features(words))
+            cheap["screen"] = float(screen(s.text))
+            out.append((cheap, {}))
         todo = list(range(len(sentences)))
-        if not self.sources[lang].startswith("pipeline:"):  # no NER: a yes needs a lexicon lemma
-            screen = self._screen(lang, lexicon)
-            todo = [i for i in todo if screen(sentences[i].text)]
-            selected = set(todo)
-            for i, sentence in enumerate(sentences):
-                if i not in selected:
-                    votes[i] = Vote(sentence.index, 0.0, False, None, {"skipped": "no word can be a visual lemma"})
+        if self.screen and not self.sources[lang].startswith("pipeline:"):  # no NER: a yes needs a visual word
+            todo = [i for i in todo if out[i][0]["screen"]]
+            for i in sorted(set(range(len(sentences))) - set(todo)):
+                out[i][1]["skipped"] = "no word can be a visual lemma"
         for i, doc in zip(todo, nlp.pipe((sentences[i].text for i in todo), batch_size=256)):
-            votes[i] = self._vote(sentences[i], doc, matcher, lexicon)
-        return votes  # type: ignore[return-value]
+            features, evidence = self._analyse_one(doc, matcher, lexicon)
+            out[i][0].update(features)
+            out[i][1].update(evidence)
+        return out
 
     def _screen(self, lang: str, lexicon):
         """A cheap test whether any word of a text could lemmatise to a lexicon word (all pymorphy3 parses;
-        English: the crude lemma), cached per word form. Without such a word every rule of `_vote` is
-        silent (types need a lexicon hit), so the sentence cannot be a yes and skips the pipeline."""
+        English: the crude and the looked-up lemma), cached per word form. Without such a word the sentence
+        is scored on its surface and vector features alone."""
         cache = self._screen_cache.setdefault(lang, {})
         if lang == "ru":
-            morph = self._nlp[lang].get_pipe("bookreader_pymorphy_pos").morph
+            def candidates(word: str):
+                return [word] + [p.normal_form for p in F.parses(word)]
+        else:
+            table = self._nlp[lang].get_pipe("lemmatizer").lookups.get_table("lemma_lookup", {})
 
             def candidates(word: str):
-                return [word] + [p.normal_form for p in morph.parse(word)]
-        else:
-            def candidates(word: str):
-                return [word, crude_english_lemma(word)]
+                return [word, crude_english_lemma(word), table.get(word, word)]
 
         def could_be_visual(text: str) -> bool:
             for word in _WORDS.findall(text.lower()):
@@ -164,12 +169,11 @@ class SpacyProcessor:
         for name in TRAINED_PIPELINES.get(lang, ()):
             if _installed(name):
                 return f"pipeline:{name}"
-        lemmas = "pymorphy3 lemmatizer" if lang == "ru" else "suffix lemmatizer"
+        lemmas = "pymorphy3 lemmatizer" if lang == "ru" else "lookup lemmatizer (spacy-lookups-data)"
         return f"spacy.blank('{lang}') + {lemmas} + lexicon rules"
 
-    def _vote(self, sentence: Sentence, doc, matcher, lexicon) -> Vote:
+    def _analyse_one(self, doc, matcher, lexicon) -> tuple[dict, dict]:
         words = [t for t in doc if t.is_alpha]
-        hits: Counter = Counter()
         type_hits: dict[str, float] = defaultdict(float)  # setting nouns after a preposition ("в комнате") weigh half
         patterns: Counter = Counter()
         matched: list[str] = []
@@ -177,7 +181,6 @@ class SpacyProcessor:
             label = doc.vocab.strings[match_id]
             if label.startswith("CAT_"):
                 category = label[4:].lower()
-                hits[category] += 1
                 after_preposition = start > 0 and doc[start - 1].pos_ == "ADP"
                 weight = setting_weight(category, after_preposition)
                 typed = _look_of(doc, start, lexicon) if category == "appearance" else category
@@ -186,24 +189,31 @@ class SpacyProcessor:
             else:
                 patterns[label] += 1
                 matched.append(f"{label}:{doc[start:end].text}")
-        for ent in doc.ents:  # a trained pipeline's NER, when there is one
-            if ent.label_ in ("LOC", "GPE", "FAC"):
-                hits["landscape"] += 1
-                type_hits["landscape"] += 1
-        features = base_features(hits, len(words), sentence.text)
+        features, hits = F.lexicon_counts([t.lemma_ for t in words], lexicon, len(words))
+        entities = Counter(ent.label_ for ent in doc.ents)  # a trained pipeline's NER, when there is one
+        places = entities["LOC"] + entities["GPE"] + entities["FAC"]
+        if places:
+            type_hits["landscape"] += places
+        boosts = {"character": 2.0 * (patterns["WITH_FEATURE"] + patterns["WEARING"]),
+                  "atmosphere": 2.0 * patterns["STATE"]}
+        type_scores = picture_scores(type_hits, boosts, _subjects(doc, lexicon))
+        features.update(F.pos_shares([t.pos_ for t in doc]))
+        features.update(F.type_features(type_scores))
         features.update({
-            "described_noun": float(min(patterns["DESCRIBED_NOUN"], 3)),
+            "analysed": 1.0,
+            "described_noun": float(min(patterns["DESCRIBED_NOUN"], 4)),
             "with_feature": float(min(patterns["WITH_FEATURE"], 2)),
             "wearing": float(min(patterns["WEARING"], 2)),
             "state": float(min(patterns["STATE"], 2)),
             "perceive": float(min(patterns["PERCEIVE"], 2)),
+            "loc_entity": float(min(places, 2)),
+            "per_entity": float(min(entities["PER"] + entities["PERSON"], 2)),
+            "dialogue_person": float(min(sum(1 for t in doc if t.morph.get("Person") and t.morph.get("Person")[0] in ("1", "2")
+                                             and t.pos_ == "PRON"), 3)),
+            "past_tense": float(any(t.morph.get("Tense") == ["Past"] for t in doc)),
         })
-        score = linear_score(features, WEIGHTS, BIAS)
-        boosts = {"character": 2.0 * (patterns["WITH_FEATURE"] + patterns["WEARING"]),
-                  "atmosphere": 2.0 * patterns["STATE"]}
-        type_scores = picture_scores(type_hits, boosts, _subjects(doc, lexicon))
-        evidence = {"categories": dict(hits), "patterns": matched[:12]}
-        return verdict(sentence.index, score, CUTOFF, type_scores, evidence, features)
+        evidence = {"categories": dict(hits), "patterns": matched[:12], "rule_types": type_scores}
+        return features, evidence
 
 
 def _is_being(token, lexicon) -> bool:
@@ -291,36 +301,42 @@ def _register_components() -> None:
     def make_pymorphy_pos(nlp, name):
         return PymorphyPos()
 
-    @Language.component("bookreader_crude_lemmas")
-    def crude_lemmas(doc):
-        """English without a trained pipeline: suffix lemmas, and POS only where the lexicon knows."""
+    @Language.component("bookreader_en_pos")
+    def en_pos(doc):
+        """English without a trained pipeline: POS only where the lexicon or a closed class tells."""
         lexicon = load_lexicon("en")
         for token in doc:
-            lemma = crude_english_lemma(token.lower_)
-            token.lemma_ = lemma
-            cats = lexicon.categories(lemma) or lexicon.categories(token.lower_)
+            cats = lexicon.categories(token.lemma_) or lexicon.categories(token.lower_)
             if token.is_punct:
                 token.pos_ = "PUNCT"
             elif token.lower_ in _EN_PREPOSITIONS:
                 token.pos_ = "ADP"
             elif token.lower_ in ("and", "or"):
                 token.pos_ = "CCONJ"
+            elif token.lower_ in _EN_PRONOUNS:
+                token.pos_ = "PRON"
+                if token.lower_ in ("i", "me", "my", "we", "us", "our", "you", "your"):
+                    token.set_morph("Person=1" if token.lower_ in ("i", "me", "my", "we", "us", "our") else "Person=2")
             elif cats & {"appearance", "colour", "materials"}:
                 token.pos_ = "ADJ"
+            elif cats:
+                token.pos_ = "NOUN"
             else:
                 token.pos_ = "X"
         return doc
+
+
+_EN_PRONOUNS = {"i", "me", "my", "we", "us", "our", "you", "your", "he", "him", "his", "she", "her", "it", "its",
+                "they", "them", "their"}
 
 
 class PymorphyPos:
     """Sets POS and morphology from pymorphy3's most likely parse, so the lemmatizer can choose well."""
 
     def __init__(self):
-        import pymorphy3
         from spacy.lang.ru.lemmatizer import oc2ud
 
-        self.morph = pymorphy3.MorphAnalyzer()
-        self.oc2ud = oc2ud
+        self.oc2ud = oc2ud  # the parses come from nlp.features.parses (one cache per process)
         self.cache: dict[str, tuple[str, dict]] = {}
 
     def __call__(self, doc):
@@ -331,7 +347,7 @@ class PymorphyPos:
                 if not token.is_alpha:
                     tagged = ("PUNCT" if token.is_punct else "X", {})
                 else:
-                    tagged = self.oc2ud(str(self.morph.parse(key)[0].tag))
+                    tagged = self.oc2ud(str(F.parses(key)[0].tag))
                 self.cache[key] = tagged
             token.pos_ = tagged[0]
             if tagged[1]:

@@ -1,17 +1,18 @@
-"""Stanza processor: its own POS, lemmas, dependency trees and NER, weighed with its own table.
+"""Stanza processor: its own POS, lemmas, dependency trees and NER, scored by its own learned model.
 
 Models come from `settings.stanza_dir` (a standard Stanza resources dir: downloaded elsewhere, or
 trained here by `bookreader models train-stanza`). We hand Stanza our own sentences, tokenised with
 razdel, so its tokenizer never re-splits them (`tokenize_pretokenized=True`).
 
-Evidence (all from Stanza's analysis): lexicon hits on Stanza's lemmas; adjectives and participles per
-word; visual nouns that carry `amod`/`nmod` dependents; copular and verbless descriptions (`cop`, an
-adjective/adverb root: "Ночь была тёмная", "Было тихо"); LOC entities (NER, off by default); and
-against: verbs of speech or thought heading a clause, first/second-person pronouns and imperatives
-(dialogue), questions.
+Features (from Stanza's analysis, for nlp.scorer): lexicon hits on Stanza's lemmas; adjectives and
+participles per word; visual nouns that carry `amod`/`nmod` dependents; copular and verbless descriptions
+(`cop`, an adjective/adverb root: "Ночь была тёмная", "Было тихо"); LOC entities (NER, off by default);
+verbs of speech or thought heading a clause, first/second-person pronouns and imperatives (dialogue);
+part-of-speech shares; the rule-based type evidence; navec similarities of the words (nlp.features).
 
-Speed (Karamazov slice, one core: ~4.5K → ~18K chars/s, same yes/no votes): sentences without any word
-that could be a visual lemma skip the pipeline (`_screen`; ~60% of a novel), the parser decodes with
+Speed (Karamazov slice, one core: ~4.5K → ~18K chars/s): sentences without any word that could be a
+visual lemma skip the pipeline (`_screen`; ~60% of a novel) and are scored on
+their surface and vector features, the parser decodes with
 `stanza_speed` (exact, ~3× faster than Stanza's own Chu-Liu-Edmonds), Stanza memoises seq2seq lemmas,
 and NER is off unless `nlp.stanza_ner` asks for it.
 """
@@ -28,32 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from bookreader_cli.config import NlpSettings
+from bookreader_cli.nlp import features as F, scorer
 from bookreader_cli.nlp.base import Sentence, Vote
 from bookreader_cli.nlp.compat import single_thread_math
 from bookreader_cli.nlp.lexicon import load as load_lexicon, without_yo
-from bookreader_cli.nlp.scoring import base_features, has_look, linear_score, picture_scores, verdict
+from bookreader_cli.nlp.scoring import has_look, picture_scores
 from bookreader_cli.nlp.stanza_models import StanzaModels, resolve_models
 from bookreader_cli.nlp.syntax import Tree, is_being, typing_hits
 
-WEIGHTS = {
-    "visual_hits": 0.5,
-    "visual_density": 2.0,
-    "categories": 0.3,
-    "speech": -0.8,
-    "quoted": -1.0,
-    "long": 0.0,
-    "short": -0.5,
-    "adj_density": 3.0,
-    "modified_nouns": 0.8,
-    "copular": 0.8,
-    "loc_entity": 0.3,
-    "speech_clause": -0.8,
-    "dialogue_person": -0.7,
-    "question": -1.0,
-    "dialogue_line": -1.5,
-}
-BIAS = -3.0
-CUTOFF = 0.5
 BATCH_SENTENCES = 256  # sentences per Pipeline call: big enough to batch, small enough for memory
 SKIPPED_NOT_VISUAL = "no word can be a visual lemma"
 
@@ -76,7 +59,8 @@ class StanzaProcessor:
         self.pipeline: Any = None
         self.models: StanzaModels | None = None
         self.load_seconds: float | None = None
-        self.screen = screen  # skip sentences that cannot be a yes (see _screen)
+        self.screen = screen  # skip the pipeline for sentences without a visual word (see _screen)
+        self.threshold = float(nlp.threshold)
         # NER off unless asked for (nlp.stanza_ner): on Karamazov (1665 sentences) and the dev gold set it
         # changed no yes/no vote (dev type accuracy 0.837 without, 0.816 with) and cost ~15% of the time
         self.ner = bool(nlp.stanza_ner) if ner is None else ner
@@ -106,21 +90,35 @@ class StanzaProcessor:
         return self.load_seconds
 
     def score(self, text: str, sentences: list[Sentence], lang: str = "ru") -> list[Vote]:
+        return scorer.votes(self.name, lang, sentences, self.analyse(text, sentences, lang), self.threshold)
+
+    def analyse(self, text: str, sentences: list[Sentence], lang: str = "ru") -> list[tuple[dict, dict]]:
+        """(features, evidence) per sentence: surface and vector features for all, Stanza's analysis for
+        those that pass the screen (all, with screen=False)."""
         if lang != self.lang:
             raise ValueError(f"the Stanza models loaded are for {self.lang!r}, not {lang!r}")
         self.load()
         from razdel import tokenize
 
         lexicon = load_lexicon(lang)
-        could_be_visual = self._screen(lexicon) if self.screen else None
+        space = F.vector_space(lang)
+        could_be_visual = self._screen(lexicon)
         tokens = [[t.text for t in tokenize(s.text) if t.text.strip()] for s in sentences]
-        votes: list[Vote | None] = [None] * len(sentences)
+        if space is not None:
+            space.prepare([s.text for s in sentences])
+        out: list[tuple[dict, dict]] = []
         todo = []
-        for i, words in enumerate(tokens):
+        for i, (s, words, (position, size)) in enumerate(zip(sentences, tokens, F.sentence_layout(sentences))):
+            plain = F.words_of(s.text)
+            cheap = F.surface(s, position, size)
+            if space is not None:
+                cheap.update(space.features(plain))
+            cheap["screen"] = float(could_be_visual is None or could_be_visual(words))
+            out.append((cheap, {}))
             if not words:
-                votes[i] = Vote(sentences[i].index, 0.0, False, None, {"skipped": "no tokens"})
-            elif could_be_visual is not None and not could_be_visual(words):
-                votes[i] = Vote(sentences[i].index, 0.0, False, None, {"skipped": SKIPPED_NOT_VISUAL})
+                out[i][1]["skipped"] = "no tokens"
+            elif self.screen and not cheap["screen"]:
+                out[i][1]["skipped"] = SKIPPED_NOT_VISUAL
             else:
                 todo.append(i)
         import torch
@@ -130,8 +128,10 @@ class StanzaProcessor:
                 chunk = todo[start : start + BATCH_SENTENCES]
                 doc = self.pipeline([[without_yo(w) for w in tokens[i]] if lang == "ru" else tokens[i] for i in chunk])
                 for i, analysed in zip(chunk, doc.sentences):
-                    votes[i] = vote_for(sentences[i], analysed, lexicon)
-        return votes  # type: ignore[return-value]
+                    features, evidence = analyse_one(sentences[i], analysed, lexicon)
+                    out[i][0].update(features)
+                    out[i][1].update(evidence)
+        return out
 
     def _screen(self, lexicon):
         """A cheap, generous test whether any token could get a visual lexicon lemma from Stanza.
@@ -146,16 +146,13 @@ class StanzaProcessor:
         if self.lang != "ru":
             return None
         if self._screen_fn is None:
-            import pymorphy3
-
-            morph = pymorphy3.MorphAnalyzer()
             known = _stanza_lemma_dictionary(self.pipeline)
             cache: dict[str, bool] = {}
 
             def visual_form(form: str) -> bool:
                 parts = [form] + (form.split("-") if "-" in form else [])
                 for part in parts:
-                    candidates = {part, *(p.normal_form for p in morph.parse(part)), *known.get(part, ())}
+                    candidates = {part, *(p.normal_form for p in F.parses(part)), *known.get(part, ())}
                     if any(lexicon.is_visual(c) for c in candidates):
                         return True
                 return False
@@ -227,8 +224,8 @@ def build_pipeline(models: StanzaModels, ner: bool = True):
     )
 
 
-def vote_for(sentence: Sentence, analysed, lexicon) -> Vote:
-    """One vote from one Stanza-analysed sentence (words with upos, feats, lemma, head, deprel; ents)."""
+def analyse_one(sentence: Sentence, analysed, lexicon) -> tuple[dict, dict]:
+    """(features, evidence) of one Stanza-analysed sentence (words with upos, feats, lemma, head, deprel; ents)."""
     words = analysed.words
     texts = [w.text for w in words]
     upos = [w.upos or "X" for w in words]
@@ -264,31 +261,36 @@ def vote_for(sentence: Sentence, analysed, lexicon) -> Vote:
     entities = [(e.type, e.text) for e in getattr(analysed, "ents", [])]
     loc_entities = sum(1 for kind, _ in entities if kind == "LOC")
 
-    features = base_features(hits, n_words, sentence.text)
-    features.update({
-        "adj_density": modifiers / n_words,
-        "modified_nouns": float(min(len(modified), 3)),
-        "copular": float(min(copular + states, 2)),
-        "loc_entity": float(min(loc_entities, 2)),
-        "speech_clause": float(min(speech_clause, 2)),
-        "dialogue_person": float(min(dialogue_person, 2)),
-        "question": float("?" in sentence.text),
-        "dialogue_line": float(sentence.text.lstrip()[:1] in ("—", "–", "-")),
-    })
-    score = linear_score(features, WEIGHTS, BIAS)
     persons = sum(1 for kind, _ in entities if kind == "PER")
     beings = {j for j, (u, f, c, lemma) in enumerate(zip(upos, feats, cats, lemmas))
               if is_being(u, f, c, lemma=lemma, lang=lexicon.lang)}
     type_hits = typing_hits(Tree(lemmas, upos, heads, rels, cats, beings, lang=lexicon.lang))
     type_scores = picture_scores(type_hits, {"atmosphere": 1.5 * states, "location": 1.0 * loc_entities,
                                              "character": 1.0 * persons if has_look(hits) else 0.0})
+    features, _ = F.lexicon_counts(lemmas, lexicon, n_words)
+    features.update(F.pos_shares(upos))
+    features.update(F.type_features(type_scores))
+    features.update({
+        "analysed": 1.0,
+        "adj_density": modifiers / n_words,
+        "modified_nouns": float(min(len(modified), 4)),
+        "copular": float(min(copular + states, 2)),
+        "state_predicate": float(min(states, 2)),
+        "loc_entity": float(min(loc_entities, 2)),
+        "speech_clause": float(min(speech_clause, 2)),
+        "dialogue_person": float(min(dialogue_person, 2)),
+        "visual_subjects": float(min(sum(1 for j, c in enumerate(cats) if rels[j] == "nsubj" and c - {"speech"}), 2)),
+        "visual_objects": float(min(sum(1 for j, c in enumerate(cats) if rels[j] in ("obj", "obl") and c - {"speech"}), 3)),
+        "past_tense": float(any(f.get("Tense") == "Past" for f in feats)),
+    })
     evidence = {
         "categories": dict(hits),
         "modified_nouns": modified[:8],
         "entities": entities[:8],
         "root": f"{texts[root]}/{upos[root]}",
+        "rule_types": type_scores,
     }
-    return verdict(sentence.index, score, CUTOFF, type_scores, evidence, features)
+    return features, evidence
 
 
 def _feats(value: str | None) -> dict[str, str]:
