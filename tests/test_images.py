@@ -239,7 +239,7 @@ def test_truncated_then_good_body_succeeds(api, tmp_path):
 
 # ---- batches, concurrency, rate ----------------------------------------------------------------
 def test_one_failure_never_stops_the_batch(api, tmp_path):
-    ds = [desc(1, "A meadow"), desc(2, "fake:402 A mountain"), desc(3, "fake:html A river"), desc(4, "A village")]
+    ds = [desc(1, "A meadow"), desc(2, "fake:400 A mountain"), desc(3, "fake:html A river"), desc(4, "A village")]
     result, rows = run(api, ds, tmp_path)
     assert result["requested_count"] == 4 and result["generated_count"] == 2 and result["failed_count"] == 2
     assert [g["description_id"] for g in result["generated_images"]] == [1, 4]
@@ -410,7 +410,7 @@ def test_rows_fit_the_store_images_table(api, tmp_path):
             with store.transaction():
                 store.db["images"].insert(row)
 
-        result = generate_for_descriptions([desc(1, "A garden"), desc(2, "fake:402 A hall")], fast_options(api),
+        result = generate_for_descriptions([desc(1, "A garden"), desc(2, "fake:400 A hall")], fast_options(api),
                                            tmp_path / "images", user="u9", on_result=save, environ={})
         saved = list(store.db.query("SELECT * FROM images ORDER BY description_id"))
         assert [r["status"] for r in saved] == ["completed", "failed"]
