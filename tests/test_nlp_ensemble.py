@@ -193,3 +193,12 @@ def test_a_narrative_sentence_in_a_paragraph_with_a_remark_can_pass_the_dialogue
     assert [d.excluded for d in decisions] == ["dialogue", "", "dialogue"]
     (description,) = merge(text, sentences, decisions, EnsembleConfig())
     assert description.text.startswith("Это был высокий худой старик")
+
+
+def test_the_type_context_is_the_one_the_scorers_were_cross_validated_with():
+    from bookreader_cli.nlp.ensemble import TYPE_CONTEXT
+    from bookreader_cli.training.fit_scorer import CHOSEN
+
+    for lang in ("ru", "en"):
+        assert config_from(None, lang).type_context == TYPE_CONTEXT[lang] == CHOSEN[lang].type_neighbours
+    assert config_from().type_context == 0.0

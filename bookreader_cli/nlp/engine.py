@@ -140,7 +140,7 @@ def plan(mode: str, processors: Sequence[str] | None = None, nlp: NlpSettings | 
     if not available:
         detail = "; ".join(f"{k}: {v}" for k, v in unavailable.items()) or "none requested"
         raise JobFailed(f"no NLP processor is available ({detail})")
-    config = ensemble.config_from(nlp, union=(mode == "parallel"))
+    config = ensemble.config_from(nlp, lang, union=(mode == "parallel"))
     return Plan(mode, available, unavailable, config)
 
 
