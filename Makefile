@@ -40,6 +40,7 @@ test-deps:
 
 test: install test-deps
 	$(BIN)/ruff check bookreader_cli tests bench scripts
+	$(BIN)/ruff format --check bookreader_cli tests bench scripts sample_books
 	$(BIN)/mypy bookreader_cli
 	$(BIN)/python -m pytest -q
 

@@ -33,9 +33,15 @@ def best(fn, repeat: int = 5) -> float:
 
 
 def main(argv: list[str]) -> None:
-    books = [Path(a) for a in argv] or sorted(
-        p for p in CORPUS.glob("*/*.epub") if not p.parent.name.startswith("malformed") and p.stat().st_size > 100_000
-    ) or sorted((REPO / "sample_books").glob("*.epub"))
+    books = (
+        [Path(a) for a in argv]
+        or sorted(
+            p
+            for p in CORPUS.glob("*/*.epub")
+            if not p.parent.name.startswith("malformed") and p.stat().st_size > 100_000
+        )
+        or sorted((REPO / "sample_books").glob("*.epub"))
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache_dir = Path(tmp) / "cache"
@@ -52,14 +58,16 @@ def main(argv: list[str]) -> None:
             get_s = best(lambda i=i, path=path: cache_fetch(cache_dir, i, path))
             data, status = cache_fetch(cache_dir, i, path)
             assert data == path.read_bytes() and status["status"] == "hit"
-            rows.append({
-                "book": path.name,
-                "size_bytes": size,
-                "compression_ratio": info["compression_ratio"],
-                "copy_MBps": round(mb / copy_s, 1),
-                "put_MBps": round(mb / put_s, 1),
-                "get_hit_MBps": round(mb / get_s, 1),
-            })
+            rows.append(
+                {
+                    "book": path.name,
+                    "size_bytes": size,
+                    "compression_ratio": info["compression_ratio"],
+                    "copy_MBps": round(mb / copy_s, 1),
+                    "put_MBps": round(mb / put_s, 1),
+                    "get_hit_MBps": round(mb / get_s, 1),
+                }
+            )
     print(json.dumps({"books": rows}, indent=2))
 
 

@@ -35,7 +35,14 @@ def default_books() -> list[Path]:
     ]
     russian = [p for p in CORPUS.glob("*/*.epub") if p.parent.name.startswith("ru_")]
     if russian:
-        picks.append(max(russian, key=lambda p: sum(len(n.data) for s in EpubDom(p).sections for n in EpubDom(p).section_dom(s.index).nodes)))
+        picks.append(
+            max(
+                russian,
+                key=lambda p: sum(
+                    len(n.data) for s in EpubDom(p).sections for n in EpubDom(p).section_dom(s.index).nodes
+                ),
+            )
+        )
     return [p for p in picks if p.exists()]
 
 
@@ -54,8 +61,9 @@ def epubjs(path: Path, chars: int, pause: int | None) -> tuple[float, float, lis
     if pause is not None:
         request["pause"] = pause
     start = time.perf_counter()
-    done = subprocess.run(["node", str(JS)], input=json.dumps(request), capture_output=True, text=True, cwd=JS.parent,
-                          check=False)
+    done = subprocess.run(
+        ["node", str(JS)], input=json.dumps(request), capture_output=True, text=True, cwd=JS.parent, check=False
+    )
     wall = time.perf_counter() - start
     out = json.loads(done.stdout)
     if "error" in out:
@@ -96,7 +104,13 @@ def main(argv: list[str]) -> None:
     books = [Path(a) for a in argv] or default_books()
     results = [bench_book(p) for p in books]
     speedups = [r["chars_150"]["speedup_vs_pause0"] for r in results]
-    print(json.dumps({"books": results, "median_speedup_chars150_vs_pause0": statistics.median(speedups)}, indent=2, ensure_ascii=False))
+    print(
+        json.dumps(
+            {"books": results, "median_speedup_chars150_vs_pause0": statistics.median(speedups)},
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
 
 
 if __name__ == "__main__":

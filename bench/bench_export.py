@@ -44,22 +44,34 @@ def main() -> None:
                 const wait = t => (seen()['first-contentful-paint'] || t > 200) ? resolve(seen())
                                   : requestAnimationFrame(() => wait(t + 1));
                 wait(0); })""")
-            nav = page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0];"
-                                " return {dom_content_loaded_ms: Math.round(n.domContentLoadedEventEnd),"
-                                " load_ms: Math.round(n.loadEventEnd)}; }")
+            nav = page.evaluate(
+                "() => { const n = performance.getEntriesByType('navigation')[0];"
+                " return {dom_content_loaded_ms: Math.round(n.domContentLoadedEventEnd),"
+                " load_ms: Math.round(n.loadEventEnd)}; }"
+            )
             started = time.perf_counter()
-            page.evaluate("() => new Promise(r => { let y = 0; const h = document.body.scrollHeight;"
-                          " function step() { y += h / 20; window.scrollTo(0, y);"
-                          " if (y < h) requestAnimationFrame(step); else r(); } step(); })")
+            page.evaluate(
+                "() => new Promise(r => { let y = 0; const h = document.body.scrollHeight;"
+                " function step() { y += h / 20; window.scrollTo(0, y);"
+                " if (y < h) requestAnimationFrame(step); else r(); } step(); })"
+            )
             scroll = time.perf_counter() - started
-            print(json.dumps({
-                "run": run + 1, "page_bytes": args.page.stat().st_size, "site_bytes": weight,
-                "elements": page.evaluate("() => document.getElementsByTagName('*').length"),
-                "marks": page.evaluate("() => document.querySelectorAll('mark').length"),
-                "first_paint_ms": paint.get("first-paint"),
-                "first_contentful_paint_ms": paint.get("first-contentful-paint"), **nav,
-                "goto_seconds": round(load, 3), "scroll_top_to_bottom_20_frames_seconds": round(scroll, 3),
-            }))
+            print(
+                json.dumps(
+                    {
+                        "run": run + 1,
+                        "page_bytes": args.page.stat().st_size,
+                        "site_bytes": weight,
+                        "elements": page.evaluate("() => document.getElementsByTagName('*').length"),
+                        "marks": page.evaluate("() => document.querySelectorAll('mark').length"),
+                        "first_paint_ms": paint.get("first-paint"),
+                        "first_contentful_paint_ms": paint.get("first-contentful-paint"),
+                        **nav,
+                        "goto_seconds": round(load, 3),
+                        "scroll_top_to_bottom_20_frames_seconds": round(scroll, 3),
+                    }
+                )
+            )
             if args.screenshot and run == 0:
                 page.evaluate("() => window.scrollTo(0, 0)")
                 page.screenshot(path=str(args.screenshot))

@@ -65,17 +65,24 @@ def main() -> None:
     if args.json:
         print(json.dumps({"runs": args.runs, "books": results}, ensure_ascii=False, indent=2))
         return
-    print(f"{'book':45} {'format':6} {'MB':>5} {'chapters':>8} {'chars':>9} {'min s':>6} {'median':>6} {'max':>6} {'cli s':>6}")
+    print(
+        f"{'book':45} {'format':6} {'MB':>5} {'chapters':>8} {'chars':>9} {'min s':>6} {'median':>6} {'max':>6} {'cli s':>6}"
+    )
     for name, r in results.items():
-        print(f"{name[:45]:45} {r['format']:6} {r['bytes'] / 2**20:5.1f} {r['chapters']:8} {r['characters']:9} "
-              f"{r['min_s']:6.3f} {r['median_s']:6.3f} {r['max_s']:6.3f} {r['cli_s']:6.3f}")
+        print(
+            f"{name[:45]:45} {r['format']:6} {r['bytes'] / 2**20:5.1f} {r['chapters']:8} {r['characters']:9} "
+            f"{r['min_s']:6.3f} {r['median_s']:6.3f} {r['max_s']:6.3f} {r['cli_s']:6.3f}"
+        )
 
 
 def _cli_import_seconds(path: Path) -> float:
     with tempfile.TemporaryDirectory() as home:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bookreader_cli", "--home", home, "books", "import", str(path), "--json"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "bookreader_cli", "--home", home, "books", "import", str(path), "--json"],
+            check=True,
+            capture_output=True,
+        )
         return round(time.perf_counter() - started, 3)
 
 

@@ -22,8 +22,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-DEFAULT_BOOKS = [CORPUS / "ru_txt__d0rj_RusLit" / "dostoevsky_bratya_karamazovy.txt",
-                 CORPUS / "ru_fb2__de-don_searcher" / "tolstoy_voina_i_mir_kniga1.nocover.fb2"]
+DEFAULT_BOOKS = [
+    CORPUS / "ru_txt__d0rj_RusLit" / "dostoevsky_bratya_karamazovy.txt",
+    CORPUS / "ru_fb2__de-don_searcher" / "tolstoy_voina_i_mir_kniga1.nocover.fb2",
+]
 
 
 def tokens_in(text: str) -> int:
@@ -69,8 +71,13 @@ def run(chapters, mode: str, processors, workers: int, in_process: bool) -> dict
                 pid = str(r.timings["worker_pid"])
                 rss[pid] = max(rss.get(pid, 0), round(r.timings["worker_peak_rss_mb"], 1))
     wall = time.perf_counter() - started
-    return {"wall_seconds": round(wall, 2), "descriptions": descriptions, "processors_used": sorted(used),
-            "processor_failures": failures, "peak_rss_mb_per_worker": rss}
+    return {
+        "wall_seconds": round(wall, 2),
+        "descriptions": descriptions,
+        "processors_used": sorted(used),
+        "processor_failures": failures,
+        "peak_rss_mb_per_worker": rss,
+    }
 
 
 def main(argv=None) -> int:
@@ -97,14 +104,24 @@ def main(argv=None) -> int:
         if args.baseline:
             runs.append(("natasha alone, in-process", "single", ["natasha"], 1, True))
         for label, mode, procs, workers, in_process in runs:
-            row = {"book": path.name, "title": title, "chapters": len(chapters), "chars": chars, "tokens": tokens,
-                   "run": label, **run(chapters, mode, procs, workers, in_process)}
+            row = {
+                "book": path.name,
+                "title": title,
+                "chapters": len(chapters),
+                "chars": chars,
+                "tokens": tokens,
+                "run": label,
+                **run(chapters, mode, procs, workers, in_process),
+            }
             row["tokens_per_second"] = round(tokens / row["wall_seconds"], 1) if row["wall_seconds"] else None
             report.append(row)
             if not args.json:
-                print(f"{path.name[:40]:40s} {label:28s} {row['wall_seconds']:8.1f}s {row['tokens_per_second']:9.0f} tok/s "
-                      f"rss/worker MB={sorted(row['peak_rss_mb_per_worker'].values())} used={row['processors_used']} "
-                      f"descs={row['descriptions']} fail={list(row['processor_failures'])}", file=sys.stderr)
+                print(
+                    f"{path.name[:40]:40s} {label:28s} {row['wall_seconds']:8.1f}s {row['tokens_per_second']:9.0f} tok/s "
+                    f"rss/worker MB={sorted(row['peak_rss_mb_per_worker'].values())} used={row['processors_used']} "
+                    f"descs={row['descriptions']} fail={list(row['processor_failures'])}",
+                    file=sys.stderr,
+                )
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0

@@ -70,18 +70,34 @@ def main() -> None:
         results = {}
         for label, cmd_args in COMMANDS.items():
             times, cpu = time_command(base + cmd_args, env, args.runs)
-            results[label] = {"runs": args.runs, "min": round(min(times), 4),
-                              "median": round(statistics.median(times), 4), "max": round(max(times), 4),
-                              "cpu_median": round(statistics.median(cpu), 4)}
+            results[label] = {
+                "runs": args.runs,
+                "min": round(min(times), 4),
+                "median": round(statistics.median(times), 4),
+                "max": round(max(times), 4),
+                "cpu_median": round(statistics.median(cpu), 4),
+            }
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if args.json:
-        print(json.dumps({"entry_point": base, "python": sys.version.split()[0], "load_average": os.getloadavg(),
-                          "cpus": os.cpu_count(), "results": results}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "entry_point": base,
+                    "python": sys.version.split()[0],
+                    "load_average": os.getloadavg(),
+                    "cpus": os.cpu_count(),
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
         return
     print(f"{'command':<18} {'runs':>4} {'min s':>8} {'median s':>9} {'max s':>8} {'cpu median s':>13}")
     for label, r in results.items():
-        print(f"{label:<18} {r['runs']:>4} {r['min']:>8.3f} {r['median']:>9.3f} {r['max']:>8.3f} {r['cpu_median']:>13.3f}")
+        print(
+            f"{label:<18} {r['runs']:>4} {r['min']:>8.3f} {r['median']:>9.3f} {r['max']:>8.3f} {r['cpu_median']:>13.3f}"
+        )
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average {load} on {os.cpu_count()} CPUs")
 

@@ -63,7 +63,9 @@ def restore_yo(passages: list[dict]) -> list[dict]:
     out = []
     for p in passages:
         text = re.sub(r"[А-Яа-яЁё]+", word, p["text"])
-        out.append({**p, "text": text, "sentences": [{**s, "text": text[s["start"]:s["end"]]} for s in p["sentences"]]})
+        out.append(
+            {**p, "text": text, "sentences": [{**s, "text": text[s["start"] : s["end"]]} for s in p["sentences"]]}
+        )
     return out
 
 
@@ -79,8 +81,13 @@ def run_mode(passages, mode: str, processors, nlp, pool) -> tuple[dict, dict]:
         used.update(r.processors_used)
         unavailable.update(r.processors_unavailable)
         failures.update(r.processor_failures)
-    meta = {"processors_used": sorted(used), "processors_unavailable": unavailable, "processor_failures": failures,
-            "seconds": round(time.perf_counter() - started, 2), "sentences": sentences}
+    meta = {
+        "processors_used": sorted(used),
+        "processors_unavailable": unavailable,
+        "processor_failures": failures,
+        "seconds": round(time.perf_counter() - started, 2),
+        "sentences": sentences,
+    }
     return results, meta
 
 
@@ -94,8 +101,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--dump", type=Path, help="write per-passage descriptions and per-sentence votes (each processor's score/yes/type) "
-                    "and decisions here (JSON)")
+    ap.add_argument(
+        "--dump",
+        type=Path,
+        help="write per-passage descriptions and per-sentence votes (each processor's score/yes/type) "
+        "and decisions here (JSON)",
+    )
     ap.add_argument("--yo", action="store_true", help='write "ё" back into the texts first (see above)')
     ap.add_argument("--cv", action="store_true", help="leave-one-book-out CV over every labelled book instead")
     ap.add_argument("--lang", default="ru", help="with --cv: ru or en")
@@ -128,16 +139,23 @@ def main(argv=None) -> int:
             dump[mode] = {pid: {"descriptions": results[pid], "sentences": sentences[pid]} for pid in results}
             if not args.json:
                 m = report[mode]
-                print(f"{mode:10s} P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f} "
-                      f"type={m['type_accuracy']:.3f} P@{args.k}={m[f'p_at_{args.k}']:.3f} "
-                      f"ran={','.join(m['processors_used'])} {m['seconds']}s", file=sys.stderr)
+                print(
+                    f"{mode:10s} P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f} "
+                    f"type={m['type_accuracy']:.3f} P@{args.k}={m[f'p_at_{args.k}']:.3f} "
+                    f"ran={','.join(m['processors_used'])} {m['seconds']}s",
+                    file=sys.stderr,
+                )
                 if m["processors_unavailable"] or m["processor_failures"]:
-                    print(f"{'':10s} unavailable={m['processors_unavailable']} failures={m['processor_failures']}",
-                          file=sys.stderr)
+                    print(
+                        f"{'':10s} unavailable={m['processors_unavailable']} failures={m['processor_failures']}",
+                        file=sys.stderr,
+                    )
     if args.dump:
         args.dump.write_text(json.dumps(dump, ensure_ascii=False, indent=1), encoding="utf-8")
     if args.json:
-        print(json.dumps({"split": args.split, "passages": len(passages), "modes": report}, ensure_ascii=False, indent=2))
+        print(
+            json.dumps({"split": args.split, "passages": len(passages), "modes": report}, ensure_ascii=False, indent=2)
+        )
     return 0
 
 

@@ -33,11 +33,11 @@ def timeout_options(socket_timeout: float) -> dict:
         "redis_socket_timeout": socket_timeout,
         "redis_socket_connect_timeout": connect,
         # the result backend retries a lost Redis 20 times by default; two tries say enough
-        "result_backend_transport_options": {"retry_policy": {"max_retries": 2, "interval_start": 0,
-                                                              "interval_step": 0.5, "interval_max": 1}},
+        "result_backend_transport_options": {
+            "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+        },
         # sending a task: a few quick tries, not Celery's default of three with growing pauses
-        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
-                                      "interval_max": 1},
+        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
     }
 
 

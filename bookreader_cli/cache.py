@@ -146,8 +146,13 @@ def _move_aside(cache_dir: str | Path, cause: BaseException) -> Path | None:
         directory.rename(aside)
     except FileNotFoundError:
         return None
-    log.warning("the EPUB cache index %s was damaged (%s): moved the cache aside to %s and started a new "
-                "one (`bookreader cache clear` deletes the old copy)", index_path(cache_dir), cause, aside)
+    log.warning(
+        "the EPUB cache index %s was damaged (%s): moved the cache aside to %s and started a new "
+        "one (`bookreader cache clear` deletes the old copy)",
+        index_path(cache_dir),
+        cause,
+        aside,
+    )
     return aside
 
 
@@ -310,9 +315,7 @@ def cache_put(cache_dir: str | Path, book_id, path: str | Path, ttl: int = DEFAU
     return _result(book_id, header, ttl, status, seconds=round(time.perf_counter() - started, 4))
 
 
-def cache_fetch(
-    cache_dir: str | Path, book_id, path: str | Path, ttl: int = DEFAULT_TTL_SECONDS
-) -> tuple[bytes, dict]:
+def cache_fetch(cache_dir: str | Path, book_id, path: str | Path, ttl: int = DEFAULT_TTL_SECONDS) -> tuple[bytes, dict]:
     """The original EPUB bytes, from the cache when the entry is intact and current, else rebuilt
     from the source first; and the result dict (status "hit", "cached", "refreshed" or "rebuilt")."""
     path = Path(path)
@@ -396,8 +399,12 @@ def cache_clear(cache_dir: str | Path, expired_only: bool = False) -> dict:
     def clear(cache: Cache) -> dict:
         before = cache.volume()
         removed = cache.expire() if expired_only else cache.clear()
-        return {"removed": removed, "remaining": len(cache), "expired_only": expired_only,
-                "freed_bytes": max(0, before - cache.volume())}
+        return {
+            "removed": removed,
+            "remaining": len(cache),
+            "expired_only": expired_only,
+            "freed_bytes": max(0, before - cache.volume()),
+        }
 
     result = _healing(cache_dir, clear)
     result["freed_bytes"] += _remove_damaged_copies(cache_dir)

@@ -148,8 +148,14 @@ class Settings:
         return d
 
 
-_SECTIONS = {"nlp": NlpSettings, "images": ImageSettings, "cache": CacheSettings, "cfi": CfiSettings,
-             "celery": CelerySettings, "health": HealthSettings}
+_SECTIONS = {
+    "nlp": NlpSettings,
+    "images": ImageSettings,
+    "cache": CacheSettings,
+    "cfi": CfiSettings,
+    "celery": CelerySettings,
+    "health": HealthSettings,
+}
 
 
 def default_home() -> Path:
@@ -162,7 +168,9 @@ def load_settings(home: str | Path | None = None, environ: dict | None = None) -
     """Effective settings: defaults < config file < environment < explicit `home`."""
     env = os.environ if environ is None else environ
     home_path = Path(home or env.get("BOOKREADER_HOME") or default_home()).expanduser().resolve()
-    cfg_path = Path(env["BOOKREADER_CONFIG"]).expanduser() if env.get("BOOKREADER_CONFIG") else home_path / "config.toml"
+    cfg_path = (
+        Path(env["BOOKREADER_CONFIG"]).expanduser() if env.get("BOOKREADER_CONFIG") else home_path / "config.toml"
+    )
     data: dict = {}
     if cfg_path.exists():
         try:
@@ -209,7 +217,9 @@ def _check_home(home: Path) -> None:
             return
         if not path.is_dir():
             where = "" if path == home else f" ({path} is a file)"
-            raise BadInput(f"home {home}: not a directory{where}; pass --home DIR (or BOOKREADER_HOME) naming a directory")
+            raise BadInput(
+                f"home {home}: not a directory{where}; pass --home DIR (or BOOKREADER_HOME) naming a directory"
+            )
         return
 
 
@@ -258,15 +268,20 @@ def _check_ranges(settings: Settings) -> None:
 
 def setting_error(settings: Settings, name: str, value: object, expected: str) -> BadInput:
     """The one line for a setting outside its range, naming where the value came from."""
-    source = next((settings.sources[key] for key in (name, *_RELATED.get(name, ())) if key in settings.sources),
-                  "default")
+    source = next(
+        (settings.sources[key] for key in (name, *_RELATED.get(name, ())) if key in settings.sources), "default"
+    )
     return BadInput(f"setting {name} = {value!r} (from {source}): expected {expected}")
 
 
 # A check that compares two settings may fail because of the other one.
-_RELATED = {"images.min_px": ("images.max_px",), "images.width": ("images.min_px", "images.max_px"),
-            "images.height": ("images.min_px", "images.max_px"), "images.backoff_max": ("images.backoff_base",),
-            "celery.time_limit": ("celery.soft_time_limit",)}
+_RELATED = {
+    "images.min_px": ("images.max_px",),
+    "images.width": ("images.min_px", "images.max_px"),
+    "images.height": ("images.min_px", "images.max_px"),
+    "images.backoff_max": ("images.backoff_base",),
+    "celery.time_limit": ("celery.soft_time_limit",),
+}
 
 
 def _keys(cls) -> list:

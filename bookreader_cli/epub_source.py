@@ -47,8 +47,11 @@ def source_problem(book: dict, path: Path) -> str:
 
 
 def unavailable(book: dict, problem: str) -> BadInput:
-    fix = ("the edited file is another book: import it (bookreader books import FILE) to get its own id"
-           if "changed" in problem else "name the book by its file, where it is now, instead of by its id")
+    fix = (
+        "the edited file is another book: import it (bookreader books import FILE) to get its own id"
+        if "changed" in problem
+        else "name the book by its file, where it is now, instead of by its id"
+    )
     return BadInput(f"book {book['id']}: {problem}, and the EPUB cache holds no copy of it; {fix}")
 
 
@@ -150,8 +153,11 @@ class EpubExtras:
         entry: the result's CFI and cache fields."""
         if not self.applicable:
             return {"cfi_locations_generated": 0, "cache_status": "not_applicable"}
-        out: dict = {"cfi_locations_generated": 0, "cache_status": "source_unavailable",
-                     "descriptions_without_cfi": self.without_cfi}
+        out: dict = {
+            "cfi_locations_generated": 0,
+            "cache_status": "source_unavailable",
+            "descriptions_without_cfi": self.without_cfi,
+        }
         dom = self.dom()
         if dom is None:
             out["epub_problem"] = self.problem

@@ -110,8 +110,14 @@ def describe(row: dict) -> str:
 
 
 @contextmanager
-def db_lock(store, name: str, wait: bool = False, timeout: float | None = None, ttl: float = DEFAULT_TTL,
-            busy_message: str | None = None) -> Iterator[str]:
+def db_lock(
+    store,
+    name: str,
+    wait: bool = False,
+    timeout: float | None = None,
+    ttl: float = DEFAULT_TTL,
+    busy_message: str | None = None,
+) -> Iterator[str]:
     """Hold lock `name` for the block; yields the owner string.
 
     wait=False fails fast with Busy; wait=True polls until the lock is free (or stale), giving up with
@@ -128,8 +134,9 @@ def db_lock(store, name: str, wait: bool = False, timeout: float | None = None, 
             raise Busy(f"{what}: {describe(current)}" + (f" (waited {timeout:g}s)" if wait else ""))
         time.sleep(POLL_SECONDS)
     stop = threading.Event()
-    keeper = threading.Thread(target=_keep_alive, args=(store.path, name, owner, ttl, stop),
-                              name=f"lock-{name}", daemon=True)
+    keeper = threading.Thread(
+        target=_keep_alive, args=(store.path, name, owner, ttl, stop), name=f"lock-{name}", daemon=True
+    )
     keeper.start()
     try:
         yield owner

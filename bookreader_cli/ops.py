@@ -139,26 +139,49 @@ def to_prometheus(stats: dict) -> str:
     lines: list[str] = []
     _metric(lines, "bookreader_books_total", "Books in the store.", [({}, stats["books_total"])])
     _metric(lines, "bookreader_chapters_total", "Chapters in the store.", [({}, stats["chapters_total"])])
-    _metric(lines, "bookreader_descriptions_total", "Descriptions found, by type.",
-            [({"type": t}, n) for t, n in stats["descriptions_by_type"].items()])
-    _metric(lines, "bookreader_images_total", "Image rows, by status.",
-            [({"status": s}, n) for s, n in stats["images_by_status"].items()])
+    _metric(
+        lines,
+        "bookreader_descriptions_total",
+        "Descriptions found, by type.",
+        [({"type": t}, n) for t, n in stats["descriptions_by_type"].items()],
+    )
+    _metric(
+        lines,
+        "bookreader_images_total",
+        "Image rows, by status.",
+        [({"status": s}, n) for s, n in stats["images_by_status"].items()],
+    )
     _metric(lines, "bookreader_users_total", "Distinct users that requested images.", [({}, stats["users_total"])])
-    _metric(lines, "bookreader_task_runs_total", "Recorded task runs, by queue and state.",
-            [({"queue": q, "state": s}, n) for q, states in stats["task_runs"].items() for s, n in states.items()])
-    _metric(lines, "bookreader_storage_bytes", "Bytes on disk, by store.",
-            [({"store": name}, n) for name, n in stats["storage_bytes"].items()])
-    _metric(lines, "bookreader_stats_collection_seconds", "Seconds the stats collection took.",
-            [({}, float(stats["collection_time_seconds"]))])
-    _metric(lines, "bookreader_stats_collected_timestamp_seconds", "Unix time the stats were collected.",
-            [({}, float(stats["collected_at"]))])
+    _metric(
+        lines,
+        "bookreader_task_runs_total",
+        "Recorded task runs, by queue and state.",
+        [({"queue": q, "state": s}, n) for q, states in stats["task_runs"].items() for s, n in states.items()],
+    )
+    _metric(
+        lines,
+        "bookreader_storage_bytes",
+        "Bytes on disk, by store.",
+        [({"store": name}, n) for name, n in stats["storage_bytes"].items()],
+    )
+    _metric(
+        lines,
+        "bookreader_stats_collection_seconds",
+        "Seconds the stats collection took.",
+        [({}, float(stats["collection_time_seconds"]))],
+    )
+    _metric(
+        lines,
+        "bookreader_stats_collected_timestamp_seconds",
+        "Unix time the stats were collected.",
+        [({}, float(stats["collected_at"]))],
+    )
     return "\n".join(lines) + "\n"
 
 
 # ---- health -----------------------------------------------------------------------------------
 def _check(status: str, detail: str, started: float, **extra) -> dict:
-    return {"status": status, "detail": detail, "time_ms": round((time.perf_counter() - started) * 1000, 2),
-            **extra}
+    return {"status": status, "detail": detail, "time_ms": round((time.perf_counter() - started) * 1000, 2), **extra}
 
 
 class Damage(list):
@@ -180,8 +203,9 @@ def quick_check(conn: sqlite3.Connection, max_findings: int = 5) -> Damage:
     return found
 
 
-def check_database(conn: sqlite3.Connection | None, error: str | None = None, busy_ms: int = 2000,
-                   damage: list[str] | None = None) -> dict:
+def check_database(
+    conn: sqlite3.Connection | None, error: str | None = None, busy_ms: int = 2000, damage: list[str] | None = None
+) -> dict:
     """`PRAGMA quick_check` first (`damage`: its findings when the caller ran it already); on a sound file,
     a real write (a row in `locks`) inside a transaction that is rolled back: proves the file, its
     directory (for the WAL) and the lock are all writable, and leaves nothing behind. A damaged file is
@@ -192,8 +216,7 @@ def check_database(conn: sqlite3.Connection | None, error: str | None = None, bu
     damage = quick_check(conn) if damage is None else damage
     started -= getattr(damage, "ms", 0.0) / 1000  # the check's time counts, wherever it ran
     if damage:
-        return _check(UNHEALTHY, f"damaged: PRAGMA quick_check: {'; '.join(damage)}", started,
-                      findings=list(damage))
+        return _check(UNHEALTHY, f"damaged: PRAGMA quick_check: {'; '.join(damage)}", started, findings=list(damage))
     try:
         version, mode = sql.write_probe(conn, busy_ms)
     except sqlite3.OperationalError as exc:
@@ -201,8 +224,13 @@ def check_database(conn: sqlite3.Connection | None, error: str | None = None, bu
         return _check(status, f"write failed: {exc}", started)
     except sqlite3.Error as exc:
         return _check(UNHEALTHY, f"write failed: {exc}", started)
-    return _check(HEALTHY, f"quick_check ok, writable (schema version {version}, journal {mode})", started,
-                  schema_version=version, journal_mode=mode)
+    return _check(
+        HEALTHY,
+        f"quick_check ok, writable (schema version {version}, journal {mode})",
+        started,
+        schema_version=version,
+        journal_mode=mode,
+    )
 
 
 def check_dir_writable(path: Path) -> dict:
@@ -232,9 +260,14 @@ def check_disk(path: Path, degraded_mb: int, unhealthy_mb: int) -> dict:
         return _check(UNHEALTHY, f"{probe}: cannot read disk usage: {exc}", started)
     free_mb = usage.free / 2**20
     status = UNHEALTHY if free_mb < unhealthy_mb else DEGRADED if free_mb < degraded_mb else HEALTHY
-    return _check(status, f"{free_mb:,.0f} MB free of {usage.total / 2**20:,.0f} MB "
-                          f"(degraded below {degraded_mb} MB, unhealthy below {unhealthy_mb} MB)", started,
-                  free_bytes=usage.free, total_bytes=usage.total)
+    return _check(
+        status,
+        f"{free_mb:,.0f} MB free of {usage.total / 2**20:,.0f} MB "
+        f"(degraded below {degraded_mb} MB, unhealthy below {unhealthy_mb} MB)",
+        started,
+        free_bytes=usage.free,
+        total_bytes=usage.total,
+    )
 
 
 def processor_availability(settings: Settings, name: str) -> tuple[bool, str]:
@@ -271,8 +304,9 @@ def check_image_api(base_url: str, timeout: float) -> dict:
     except httpx.HTTPError as exc:
         return _check(DEGRADED, f"{base_url}: unreachable: {type(exc).__name__}: {exc}", started, url=base_url)
     status = DEGRADED if response.status_code >= 500 else HEALTHY
-    return _check(status, f"{base_url}: HTTP {response.status_code}", started, url=base_url,
-                  http_status=response.status_code)
+    return _check(
+        status, f"{base_url}: HTTP {response.status_code}", started, url=base_url, http_status=response.status_code
+    )
 
 
 def check_cache_index(cache_dir: Path) -> dict:
@@ -286,13 +320,23 @@ def check_cache_index(cache_dir: Path) -> dict:
         return _check(HEALTHY, f"{path}: none yet", started, path=str(path))
     damage = index_damage(cache_dir)
     if damage:
-        return _check(UNHEALTHY, f"{path}: damaged ({'; '.join(damage)}); its next use moves it aside and "
-                                 f"rebuilds it", started, path=str(path), findings=damage)
+        return _check(
+            UNHEALTHY,
+            f"{path}: damaged ({'; '.join(damage)}); its next use moves it aside and rebuilds it",
+            started,
+            path=str(path),
+            findings=damage,
+        )
     return _check(HEALTHY, f"{path}: quick_check ok", started, path=str(path))
 
 
-def health(settings: Settings, conn: sqlite3.Connection | None, network: bool = False,
-           store_error: str | None = None, damage: list[str] | None = None) -> dict:
+def health(
+    settings: Settings,
+    conn: sqlite3.Connection | None,
+    network: bool = False,
+    store_error: str | None = None,
+    damage: list[str] | None = None,
+) -> dict:
     """Run every check; the overall status is the worst of them. Keys of the seed's health_check kept.
     `damage`: the database's quick_check findings when the caller ran it already ([] = sound)."""
     started = time.perf_counter()

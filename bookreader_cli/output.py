@@ -27,8 +27,13 @@ def console():
     if _console is None:
         from rich.console import Console
 
-        _console = Console(stderr=True, no_color=not interactive(), highlight=False,
-                           force_terminal=None if interactive() else False, soft_wrap=False)
+        _console = Console(
+            stderr=True,
+            no_color=not interactive(),
+            highlight=False,
+            force_terminal=None if interactive() else False,
+            soft_wrap=False,
+        )
     return _console
 
 
@@ -70,8 +75,12 @@ def print_csv(rows: Iterable[dict], columns: list[str]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([",".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
-                         for v in (row.get(c) for c in columns)])
+        writer.writerow(
+            [
+                ",".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
+                for v in (row.get(c) for c in columns)
+            ]
+        )
     sys.stdout.flush()
 
 
@@ -138,8 +147,14 @@ def progress(total: int, label: str) -> Iterator:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console(), transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(),
+        transient=False,
+    ) as bar:
         task = bar.add_task(label, total=total)
 
         def advance(description: str = "", step: int = 1) -> None:
@@ -154,8 +169,12 @@ class JsonLogFormatter(logging.Formatter):
     RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
-        data = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
-                "message": record.getMessage()}
+        data = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         data.update({k: v for k, v in vars(record).items() if k not in self.RESERVED})
         return dumps(data, indent=None)
 

@@ -14,8 +14,9 @@ from bookreader_cli.errors import BadInput, JobFailed
 EXECUTORS = ("local", "celery")
 
 
-def book_runner(executor: str, settings: Settings | None = None,
-                timeout: float | None = None) -> Callable[..., Iterator[tuple[int, Any]]]:
+def book_runner(
+    executor: str, settings: Settings | None = None, timeout: float | None = None
+) -> Callable[..., Iterator[tuple[int, Any]]]:
     """The run_book for `executor`; `settings` give the Celery broker (default: the environment's), `timeout`
     how long the Celery runner waits for its workers (None: as long as it takes; the local pool has no such
     wait, so a timeout there is bad input)."""

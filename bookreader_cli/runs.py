@@ -46,7 +46,7 @@ class Transient(BookreaderError):
 
 def backoff_delay(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
     """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
-    return random.uniform(0, min(cap, base * (2 ** attempt)))
+    return random.uniform(0, min(cap, base * (2**attempt)))
 
 
 # Set by the Celery door: Celery retries the task itself (self.retry with backoff), so record() must not
@@ -54,8 +54,9 @@ def backoff_delay(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
 retried_by_caller: contextvars.ContextVar[bool] = contextvars.ContextVar("retried_by_caller", default=False)
 
 
-def record(store, task: str, queue: str, args: dict, fn: Callable[[], Any], retries: int = 0,
-           backoff_base: float = 1.0) -> Any:
+def record(
+    store, task: str, queue: str, args: dict, fn: Callable[[], Any], retries: int = 0, backoff_base: float = 1.0
+) -> Any:
     """Run fn() as one recorded task run and return its result (a dict result gains `task_id`)."""
     if retried_by_caller.get():
         retries = 0
@@ -83,8 +84,12 @@ def record(store, task: str, queue: str, args: dict, fn: Callable[[], Any], retr
             if attempt <= retries:
                 delay = backoff_delay(attempt - 1, backoff_base)
                 _update(store, run_id, state="RETRY", error=str(exc))
-                log.warning("task retry in %.2fs: %s", delay, exc,
-                            extra=dict(extra, state="RETRY", attempt=attempt, retry_in_seconds=round(delay, 3)))
+                log.warning(
+                    "task retry in %.2fs: %s",
+                    delay,
+                    exc,
+                    extra=dict(extra, state="RETRY", attempt=attempt, retry_in_seconds=round(delay, 3)),
+                )
                 time.sleep(delay)
                 continue
             _finish(store, run_id, started, attempt, "FAILURE", error=str(exc), extra=extra)
@@ -109,19 +114,39 @@ def _update(store, run_id: str, **values) -> None:
     sql.update_run(store.conn, run_id, **values)
 
 
-def _finish(store, run_id: str, started: float, attempts: int, state: str, result: Any = None,
-            error: str | None = None, extra: dict | None = None) -> None:
+def _finish(
+    store,
+    run_id: str,
+    started: float,
+    attempts: int,
+    state: str,
+    result: Any = None,
+    error: str | None = None,
+    extra: dict | None = None,
+) -> None:
     finished = time.time()
     duration = round(finished - started, 3)
-    _update(store, run_id, state=state, finished_at=finished, duration_seconds=duration,
-            result=_dumps(result) if result is not None else None, error=error)
+    _update(
+        store,
+        run_id,
+        state=state,
+        finished_at=finished,
+        duration_seconds=duration,
+        result=_dumps(result) if result is not None else None,
+        error=error,
+    )
     # INFO either way: the CLI already prints a failure's one line; JSON logs (level INFO) carry it with timings
-    log.info("task %s%s", state.lower(), f": {error}" if error else "",
-              extra=dict(extra or {}, state=state, attempts=attempts, duration_seconds=duration))
+    log.info(
+        "task %s%s",
+        state.lower(),
+        f": {error}" if error else "",
+        extra=dict(extra or {}, state=state, attempts=attempts, duration_seconds=duration),
+    )
 
 
-def list_runs(store, state: str | None = None, task: str | None = None, limit: int = 50,
-              queue: str | None = None) -> list[dict]:
+def list_runs(
+    store, state: str | None = None, task: str | None = None, limit: int = 50, queue: str | None = None
+) -> list[dict]:
     """The newest runs first, optionally only one state / task name / queue."""
     if state and state.upper() not in STATES:
         raise BadInput(f"unknown state {state!r}: expected one of {', '.join(STATES)}")
@@ -164,8 +189,9 @@ def reap_abandoned(conn: sqlite3.Connection) -> int:
         if not gone(owner):
             continue
         now = time.time()
-        reaped += sql.fail_unfinished(conn, run_id, ABANDONED.format(pid=owner.rsplit(":", 1)[1]), now,
-                                      round(now - (started or now), 3))
+        reaped += sql.fail_unfinished(
+            conn, run_id, ABANDONED.format(pid=owner.rsplit(":", 1)[1]), now, round(now - (started or now), 3)
+        )
     return reaped
 
 

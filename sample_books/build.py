@@ -39,14 +39,35 @@ BOOKS = [
     {"out": "ru_sample.fb2", "src": "ru_sample_fb2.md", "format": "fb2"},
     {"out": "en_sample.epub", "src": "en_sample_epub.md", "format": "epub2"},
     # cp1251 with Windows line ends, one paragraph per line, no blank lines between paragraphs.
-    {"out": "ru_sample.txt", "src": "ru_sample_txt.md", "format": "txt",
-     "encoding": "cp1251", "newline": "\r\n", "blank_between": False, "wrap": 0},
+    {
+        "out": "ru_sample.txt",
+        "src": "ru_sample_txt.md",
+        "format": "txt",
+        "encoding": "cp1251",
+        "newline": "\r\n",
+        "blank_between": False,
+        "wrap": 0,
+    },
     # UTF-8 with a BOM, paragraphs separated by blank lines.
-    {"out": "ru_sample_utf8bom.txt", "src": "ru_sample_utf8bom_txt.md", "format": "txt",
-     "encoding": "utf-8-sig", "newline": "\n", "blank_between": True, "wrap": 0},
+    {
+        "out": "ru_sample_utf8bom.txt",
+        "src": "ru_sample_utf8bom_txt.md",
+        "format": "txt",
+        "encoding": "utf-8-sig",
+        "newline": "\n",
+        "blank_between": True,
+        "wrap": 0,
+    },
     # cp1252, hard-wrapped at 70 columns like a Project Gutenberg file, blank lines between paragraphs.
-    {"out": "en_sample.txt", "src": "en_sample_txt.md", "format": "txt",
-     "encoding": "cp1252", "newline": "\n", "blank_between": True, "wrap": 70},
+    {
+        "out": "en_sample.txt",
+        "src": "en_sample_txt.md",
+        "format": "txt",
+        "encoding": "cp1252",
+        "newline": "\n",
+        "blank_between": True,
+        "wrap": 70,
+    },
 ]
 
 INLINE_TAGS = {"em", "strong", "span", "a"}
@@ -288,9 +309,7 @@ p { text-indent: 1.5em; margin: 0; }
 .titlepage img { max-width: 100%; }
 """
 
-XHTML11_DOCTYPE = (
-    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.1//EN" "http://www.w3.org/TR/xhtml11/DTD/xhtml11.dtd">'
-)
+XHTML11_DOCTYPE = '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.1//EN" "http://www.w3.org/TR/xhtml11/DTD/xhtml11.dtd">'
 
 
 def xhtml_page(title: str, body: str, lang: str, epub3: bool, css_href: str) -> str:
@@ -348,9 +367,7 @@ def epub_documents(source: Source, epub3: bool) -> list[tuple[str, str, str]]:
         (
             "titlepage.xhtml",
             title,
-            '  <div class="titlepage">\n'
-            f'    <img src="{image_href(epub3)}" alt={quoteattr(title)}/>\n'
-            "  </div>\n",
+            f'  <div class="titlepage">\n    <img src="{image_href(epub3)}" alt={quoteattr(title)}/>\n  </div>\n',
         )
     ]
     by_file: dict[str, list[str]] = {}
@@ -768,9 +785,7 @@ def main(argv: list[str]) -> int:
     outputs = build_all()
     if "--check" in argv:
         stale = [
-            name
-            for name, data in outputs.items()
-            if not (HERE / name).is_file() or (HERE / name).read_bytes() != data
+            name for name, data in outputs.items() if not (HERE / name).is_file() or (HERE / name).read_bytes() != data
         ]
         for name in stale:
             print(f"out of date: sample_books/{name}", file=sys.stderr)

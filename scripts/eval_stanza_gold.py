@@ -37,8 +37,16 @@ def main() -> int:
     if not (GOLD / f"{args.split}-gold.jsonl").exists():
         print(f"no gold set at {GOLD}", file=sys.stderr)
         return 2
-    passages = [json.loads(x) for x in (GOLD / f"{args.split}-passages.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
-    labels = {(r["id"], r["i"]): r for r in map(json.loads, (GOLD / f"{args.split}-gold.jsonl").read_text(encoding="utf-8").splitlines()) if r}
+    passages = [
+        json.loads(x)
+        for x in (GOLD / f"{args.split}-passages.jsonl").read_text(encoding="utf-8").splitlines()
+        if x.strip()
+    ]
+    labels = {
+        (r["id"], r["i"]): r
+        for r in map(json.loads, (GOLD / f"{args.split}-gold.jsonl").read_text(encoding="utf-8").splitlines())
+        if r
+    }
     processor = module.StanzaProcessor(NlpSettings(stanza_dir=args.stanza_dir))
     print("models:", processor.availability()[1], "load", round(processor.load(), 2), "s", file=sys.stderr)
 
@@ -83,7 +91,10 @@ def main() -> int:
         print("fitted WEIGHTS =", json.dumps(fitted), "BIAS =", round(b, 2))
 
         def predict(feats, vote):
-            return 1 / (1 + math.exp(-(b + sum(fitted[n] * feats.get(n, 0.0) for n in names)))) >= module.CUTOFF and vote.type is not None
+            return (
+                1 / (1 + math.exp(-(b + sum(fitted[n] * feats.get(n, 0.0) for n in names)))) >= module.CUTOFF
+                and vote.type is not None
+            )
 
         report("fitted", predict)
     return 0

@@ -45,12 +45,25 @@ def cli(home: Path):
     """Run `bookreader ARGS…` in a subprocess against the test's own home; returns CliResult."""
 
     def run(*args: str, input: str | bytes | None = None, env: dict | None = None, timeout: float = 600) -> CliResult:
-        full_env = dict(os.environ, BOOKREADER_HOME=str(home), NO_COLOR="1", OMP_NUM_THREADS="1",
-                        OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        full_env = dict(
+            os.environ,
+            BOOKREADER_HOME=str(home),
+            NO_COLOR="1",
+            OMP_NUM_THREADS="1",
+            OPENBLAS_NUM_THREADS="1",
+            MKL_NUM_THREADS="1",
+        )
         full_env.pop("BOOKREADER_CONFIG", None)
         full_env.update(env or {})
-        proc = subprocess.run([sys.executable, "-m", "bookreader_cli", *map(str, args)], input=input, check=False,
-                              capture_output=True, env=full_env, timeout=timeout, text=not isinstance(input, bytes))
+        proc = subprocess.run(
+            [sys.executable, "-m", "bookreader_cli", *map(str, args)],
+            input=input,
+            check=False,
+            capture_output=True,
+            env=full_env,
+            timeout=timeout,
+            text=not isinstance(input, bytes),
+        )
         out = proc.stdout if isinstance(proc.stdout, str) else proc.stdout.decode("utf-8", "replace")
         err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode("utf-8", "replace")
         return CliResult(proc.returncode, out, err)
@@ -69,6 +82,7 @@ def db_snapshot(home: Path) -> dict:
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
             counts[name] = conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
         conn.close()
-    files = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file()
-                   and not p.name.startswith("bookreader.db"))
+    files = sorted(
+        str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and not p.name.startswith("bookreader.db")
+    )
     return {"tables": counts, "files": files}

@@ -22,18 +22,26 @@ JS_DIR = Path(__file__).resolve().parent / "js"
 
 def epubjs_available() -> bool:
     return shutil.which("node") is not None and all(
-        (JS_DIR / "node_modules" / name).is_dir() for name in ("epubjs", "jsdom"))
+        (JS_DIR / "node_modules" / name).is_dir() for name in ("epubjs", "jsdom")
+    )
 
 
-needs_epubjs = pytest.mark.skipif(not epubjs_available(),
-                                  reason="node or tests/js/node_modules absent (tests/js/install.sh)")
+needs_epubjs = pytest.mark.skipif(
+    not epubjs_available(), reason="node or tests/js/node_modules absent (tests/js/install.sh)"
+)
 
 
 def _start(requests: list[dict]) -> subprocess.Popen:
     # a file, not a pipe: nothing blocks while we read another process; closed by the caller (proc.errors)
     errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
-    proc = subprocess.Popen(["node", str(JS_DIR / "epubjs_ref.js")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=errors, text=True, cwd=JS_DIR)
+    proc = subprocess.Popen(
+        ["node", str(JS_DIR / "epubjs_ref.js")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+        cwd=JS_DIR,
+    )
     proc.errors = errors
     proc.stdin.write(json.dumps([dict(r, fast_ticks=True) for r in requests]))
     proc.stdin.close()

@@ -200,16 +200,20 @@ class FakeImageAPI:
     def _wait_for_in_flight(self, count: int) -> None:
         """A latch: hold requests until `count` have been in flight together once (or the gate times out)."""
         with self._lock:
-            self._lock.wait_for(lambda: self._state.max_in_flight >= count or self._stopping.is_set(), self.gate_timeout)
+            self._lock.wait_for(
+                lambda: self._state.max_in_flight >= count or self._stopping.is_set(), self.gate_timeout
+            )
 
 
 def _asked_size(query: dict) -> tuple[int, int]:
     """The width x height the request asks for (the real API's default 1024x1024), capped at MAX_SIDE."""
+
     def side(name: str) -> int:
         try:
             return max(1, min(MAX_SIDE, int((query.get(name) or ["1024"])[0])))
         except ValueError:
             return 1024
+
     return side("width"), side("height")
 
 
@@ -347,7 +351,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake._leave(self._record)
         self.end_headers()
         self.wfile.write(body)
-
 
 
 if __name__ == "__main__":  # for the docs' examples: python tests/fake_image_api.py [SECONDS]; prints its URL

@@ -30,8 +30,15 @@ class _Keyword:
         out = []
         for s in sentences:
             hit = any(k in s.text.lower() for k in self.keywords)
-            out.append(Vote(s.index, 0.9 if hit else 0.1, hit, self.kind if hit else None,
-                            {"pid": os.getpid(), "features": {"visual_hits": 3 if hit else 0}}))
+            out.append(
+                Vote(
+                    s.index,
+                    0.9 if hit else 0.1,
+                    hit,
+                    self.kind if hit else None,
+                    {"pid": os.getpid(), "features": {"visual_hits": 3 if hit else 0}},
+                )
+            )
         return out
 
 

@@ -1,10 +1,10 @@
 """A private redis-server on a free 127.0.0.1 port that a test can kill (SIGKILL) or freeze (SIGSTOP).
 
-    with RedisServer(tmp_path) as redis_server:
-        env = {"BOOKREADER_CELERY_BROKER_URL": redis_server.url, ...}
-        redis_server.freeze()   # accepts connections (the kernel does), never answers
-        redis_server.thaw()
-        redis_server.kill()     # gone: connections are reset, new ones refused
+with RedisServer(tmp_path) as redis_server:
+    env = {"BOOKREADER_CELERY_BROKER_URL": redis_server.url, ...}
+    redis_server.freeze()   # accepts connections (the kernel does), never answers
+    redis_server.thaw()
+    redis_server.kill()     # gone: connections are reset, new ones refused
 """
 
 from __future__ import annotations
@@ -42,9 +42,24 @@ class RedisServer:
     def start(self) -> Self:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while not self.answers():
             if self.proc.poll() is not None:

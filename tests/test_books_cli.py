@@ -56,12 +56,15 @@ def test_human_output_goes_to_stderr(cli, home, samples):
     assert "Imported books" in res.stderr
 
 
-@pytest.mark.parametrize("content,name,expect", [
-    (b"PK\x03\x04 broken zip", "broken.epub", "EPUB"),
-    (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "picture.epub", "PNG"),
-    (b"<?xml version='1.0'?><FictionBook><body><section>", "cut.fb2", ""),
-    (b"", "empty.txt", ""),
-])
+@pytest.mark.parametrize(
+    "content,name,expect",
+    [
+        (b"PK\x03\x04 broken zip", "broken.epub", "EPUB"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "picture.epub", "PNG"),
+        (b"<?xml version='1.0'?><FictionBook><body><section>", "cut.fb2", ""),
+        (b"", "empty.txt", ""),
+    ],
+)
 def test_bad_files_exit_2_and_change_nothing(cli, home, tmp_path, samples, content, name, expect):
     cli("books", "import", samples[3])
     before = db_snapshot(home)

@@ -46,9 +46,15 @@ def test_tasks_are_registered_under_stable_names():
 
     names = {n for n in app.tasks if n.startswith("bookreader.")}
     assert names == {
-        "bookreader.process_book", "bookreader.nlp_chapter", "bookreader.generate_images",
-        "bookreader.batch_generate_for_book", "bookreader.cleanup_old_images", "bookreader.system_stats",
-        "bookreader.health_check", "bookreader.generate_cfi_locations", "bookreader.cache_epub_file",
+        "bookreader.process_book",
+        "bookreader.nlp_chapter",
+        "bookreader.generate_images",
+        "bookreader.batch_generate_for_book",
+        "bookreader.cleanup_old_images",
+        "bookreader.system_stats",
+        "bookreader.health_check",
+        "bookreader.generate_cfi_locations",
+        "bookreader.cache_epub_file",
     }
     assert app.tasks["bookreader.process_book"].max_retries == 3
     assert app.tasks["bookreader.generate_images"].max_retries == 2
@@ -81,8 +87,13 @@ def test_beat_schedule_matches_the_cron_lines():
 
 
 def test_delivery_settings():
-    conf = _app({"BOOKREADER_CELERY_VISIBILITY_TIMEOUT": "900", "BOOKREADER_CELERY_MAX_REDELIVERIES": "5",
-                 "BOOKREADER_CELERY_BROKER_URL": "redis://broker.example:6380/2"}).conf
+    conf = _app(
+        {
+            "BOOKREADER_CELERY_VISIBILITY_TIMEOUT": "900",
+            "BOOKREADER_CELERY_MAX_REDELIVERIES": "5",
+            "BOOKREADER_CELERY_BROKER_URL": "redis://broker.example:6380/2",
+        }
+    ).conf
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
@@ -170,8 +181,21 @@ needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="r
 def redis_url(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("redis") / "redis.log"
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--logfile", str(log)])
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(log),
+        ]
+    )
     import redis
 
     client = redis.Redis(port=port)
@@ -213,22 +237,57 @@ class Workers:
         self.procs: list[subprocess.Popen] = []
 
     def env(self, **extra) -> dict:
-        return dict(os.environ, BOOKREADER_CELERY_BROKER_URL=self.broker, BOOKREADER_CELERY_RESULT_BACKEND=self.broker,
-                    PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]), OMP_NUM_THREADS="1",
-                    OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", NO_COLOR="1", **extra)
+        return dict(
+            os.environ,
+            BOOKREADER_CELERY_BROKER_URL=self.broker,
+            BOOKREADER_CELERY_RESULT_BACKEND=self.broker,
+            PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]),
+            OMP_NUM_THREADS="1",
+            OPENBLAS_NUM_THREADS="1",
+            MKL_NUM_THREADS="1",
+            NO_COLOR="1",
+            **extra,
+        )
 
     def start(self, name: str, queues: str, pool: str = "prefork", **env) -> subprocess.Popen:
         home = self.tmp / f"worker-{name}"
         with open(self.tmp / f"worker-{name}.log", "ab") as log:  # the worker keeps its own copy of the fd
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bookreader_cli", "--home", str(home), "worker", "--queues", queues,
-                 "--pool", pool, "--concurrency", "1", "--hostname", f"{name}@test", "--loglevel", "info",
-                 "--", "--include", "celery_test_tasks", "--without-gossip", "--without-mingle"],
-                env=self.env(**env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "bookreader_cli",
+                    "--home",
+                    str(home),
+                    "worker",
+                    "--queues",
+                    queues,
+                    "--pool",
+                    pool,
+                    "--concurrency",
+                    "1",
+                    "--hostname",
+                    f"{name}@test",
+                    "--loglevel",
+                    "info",
+                    "--",
+                    "--include",
+                    "celery_test_tasks",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                env=self.env(**env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs.append(proc)
         app = self.app()
-        _wait_for(lambda: app.control.inspect(timeout=0.5, destination=[f"{name}@test"]).ping(),
-                  f"worker {name} to answer", proc=proc)
+        _wait_for(
+            lambda: app.control.inspect(timeout=0.5, destination=[f"{name}@test"]).ping(),
+            f"worker {name} to answer",
+            proc=proc,
+        )
         return proc
 
     def app(self):
@@ -268,7 +327,8 @@ def _descriptions(home: Path) -> list[tuple]:
     try:
         return conn.execute(
             'SELECT chapter_idx, start, "end", text, type, priority, confidence, consensus, processors '
-            "FROM descriptions ORDER BY chapter_idx, start").fetchall()
+            "FROM descriptions ORDER BY chapter_idx, start"
+        ).fetchall()
     finally:
         conn.close()
 
@@ -279,16 +339,25 @@ def test_process_with_celery_executor_stores_what_a_local_run_stores(workers, cl
 
     env = {"BOOKREADER_CELERY_BROKER_URL": workers.broker, "BOOKREADER_CELERY_RESULT_BACKEND": workers.broker}
     with ThreadPoolExecutor(2) as both:  # the two runs are independent: let them overlap
-        remote = both.submit(cli, "--home", str(tmp_path / "remote"), "process", str(SAMPLE), "--executor", "celery",
-                             "--json", env=env)
+        remote = both.submit(
+            cli, "--home", str(tmp_path / "remote"), "process", str(SAMPLE), "--executor", "celery", "--json", env=env
+        )
         local = both.submit(cli, "--home", str(tmp_path / "local"), "process", str(SAMPLE), "--json")
         remote, local = remote.result(), local.result()
     assert remote.code == 0, remote.stderr
     assert local.code == 0, local.stderr
     r, l = remote.json(), local.json()
     assert r["executor"] == "celery" and l["executor"] == "local"
-    for key in ("total_chapters", "descriptions_found", "status", "nlp_processors_used", "ensemble_consensus_rate",
-                "descriptions_by_type", "sentences_analyzed", "sentences_passed"):
+    for key in (
+        "total_chapters",
+        "descriptions_found",
+        "status",
+        "nlp_processors_used",
+        "ensemble_consensus_rate",
+        "descriptions_by_type",
+        "sentences_analyzed",
+        "sentences_passed",
+    ):
         assert r[key] == l[key], key
     stored = _descriptions(tmp_path / "remote")
     assert stored and stored == _descriptions(tmp_path / "local")
@@ -357,12 +426,23 @@ def test_no_worker_warns_and_a_timeout_fails_cleanly(redis_url):
     from bookreader_cli.workers.remote import celery_run_book
 
     lonely = redis_url.rsplit("/", 1)[0] + "/7"  # a database no worker listens on
-    settings = load_settings(environ={"BOOKREADER_HOME": "/nonexistent", "BOOKREADER_CELERY_BROKER_URL": lonely,
-                                      "BOOKREADER_CELERY_RESULT_BACKEND": lonely})
+    settings = load_settings(
+        environ={
+            "BOOKREADER_HOME": "/nonexistent",
+            "BOOKREADER_CELERY_BROKER_URL": lonely,
+            "BOOKREADER_CELERY_RESULT_BACKEND": lonely,
+        }
+    )
     warnings = []
     with pytest.raises(JobFailed, match=r"1 chapter\(s\) unfinished after 1s"):
-        list(celery_run_book([chapter_from_text("Тёмный лес стоял стеной.")], settings=settings,
-                             timeout=1, on_warning=warnings.append))
+        list(
+            celery_run_book(
+                [chapter_from_text("Тёмный лес стоял стеной.")],
+                settings=settings,
+                timeout=1,
+                on_warning=warnings.append,
+            )
+        )
     assert warnings and warnings[0].startswith("waiting for 1 chapters on 0 workers")
     from bookreader_cli.errors import BadInput
 

@@ -41,11 +41,23 @@ def broker_env(server: RedisServer) -> dict:
 
 
 def start_cli(home: Path, *args: str, env: dict) -> subprocess.Popen:
-    full_env = dict(os.environ, BOOKREADER_HOME=str(home), NO_COLOR="1", OMP_NUM_THREADS="1",
-                    OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", **env)
+    full_env = dict(
+        os.environ,
+        BOOKREADER_HOME=str(home),
+        NO_COLOR="1",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        **env,
+    )
     full_env.pop("BOOKREADER_CONFIG", None)
-    return subprocess.Popen([sys.executable, "-m", "bookreader_cli", *map(str, args)], env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bookreader_cli", *map(str, args)],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen, guard: float = GUARD) -> tuple[int, str, str]:
@@ -134,9 +146,11 @@ def test_ctrl_c_while_waiting_is_prompt_and_frees_the_book(redis_server, home):
 
 
 # ---- item 8: a frozen broker (accepts connections, never answers) ----------------------------------
-@pytest.mark.parametrize("args", [("inspect", "active", "--timeout", "2"), ("purge", "--yes"),
-                                  ("process", str(SAMPLE), "--executor", "celery")],
-                         ids=["inspect", "purge", "process"])
+@pytest.mark.parametrize(
+    "args",
+    [("inspect", "active", "--timeout", "2"), ("purge", "--yes"), ("process", str(SAMPLE), "--executor", "celery")],
+    ids=["inspect", "purge", "process"],
+)
 def test_a_frozen_broker_does_not_hang_the_command(redis_server, home, args):
     redis_server.freeze()
     code, _, err = finish(start_cli(home, *args, env=broker_env(redis_server)))
@@ -156,8 +170,9 @@ def test_a_broker_frozen_mid_run_does_not_hang_process(redis_server, home):
 
 # ---- item 9: no silent waits -----------------------------------------------------------------------
 def test_process_timeout_and_waiting_lines_when_no_worker_runs(redis_server, home):
-    code, _, err = finish(start_cli(home, "process", SAMPLE, "--executor", "celery", "--timeout", "3",
-                                    env=broker_env(redis_server)))
+    code, _, err = finish(
+        start_cli(home, "process", SAMPLE, "--executor", "celery", "--timeout", "3", env=broker_env(redis_server))
+    )
     assert code == 1
     chapters = rows(home, "SELECT count(*) FROM chapters")[0][0]
     assert f"waiting for {chapters} chapters on 0 workers" in err
@@ -166,8 +181,9 @@ def test_process_timeout_and_waiting_lines_when_no_worker_runs(redis_server, hom
 
 
 def test_process_timeout_must_be_positive(cli, redis_server):
-    result = cli("process", SAMPLE, "--executor", "celery", "--timeout", "0", env=broker_env(redis_server),
-                 timeout=GUARD)
+    result = cli(
+        "process", SAMPLE, "--executor", "celery", "--timeout", "0", env=broker_env(redis_server), timeout=GUARD
+    )
     assert result.code == 2 and "--timeout" in result.stderr
     assert queued(redis_server) == 0
 
@@ -176,8 +192,20 @@ def test_process_timeout_must_be_positive(cli, redis_server):
 def test_single_mode_with_several_processors_is_refused_before_sending(redis_server, home, cli):
     local = cli("process", SAMPLE, "--mode", "single", "--processors", "natasha,spacy,stanza")
     assert local.code == 2
-    code, _, err = finish(start_cli(home, "process", SAMPLE, "--mode", "single", "--processors",
-                                    "natasha,spacy,stanza", "--executor", "celery", env=broker_env(redis_server)))
+    code, _, err = finish(
+        start_cli(
+            home,
+            "process",
+            SAMPLE,
+            "--mode",
+            "single",
+            "--processors",
+            "natasha,spacy,stanza",
+            "--executor",
+            "celery",
+            env=broker_env(redis_server),
+        )
+    )
     assert code == 2
     assert one_error_line(err, "mode 'single' takes exactly one processor") == local.stderr.strip()
     assert queued(redis_server) == 0  # nothing was sent
@@ -234,15 +262,43 @@ class Worker:
 
     def __init__(self, server: RedisServer, tmp: Path, queues: str, **extra_env: str):
         self.log = tmp / f"worker-{queues.replace(',', '-')}.log"
-        env = dict(os.environ, **broker_env(server), PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]),
-                   OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", NO_COLOR="1", **extra_env)
+        env = dict(
+            os.environ,
+            **broker_env(server),
+            PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]),
+            OMP_NUM_THREADS="1",
+            OPENBLAS_NUM_THREADS="1",
+            MKL_NUM_THREADS="1",
+            NO_COLOR="1",
+            **extra_env,
+        )
         self.name = f"{queues.replace(',', '-')}@test"
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bookreader_cli", "--home", str(tmp / "worker-home"), "worker", "--queues",
-                 queues, "--pool", "solo", "--hostname", self.name, "--loglevel", "info", "--",
-                 "--without-gossip", "--without-mingle"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "bookreader_cli",
+                    "--home",
+                    str(tmp / "worker-home"),
+                    "worker",
+                    "--queues",
+                    queues,
+                    "--pool",
+                    "solo",
+                    "--hostname",
+                    self.name,
+                    "--loglevel",
+                    "info",
+                    "--",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_ready(self, limit: float = 120.0) -> None:
         deadline = time.monotonic() + limit
@@ -283,19 +339,54 @@ def nlp_worker(redis_server, tmp_path, no_stanza):
 
 def test_a_worker_on_the_nlp_queue_alone_processes_a_book(nlp_worker, redis_server, home):
     """The NLP machines consume `nlp` only; the database-bound tasks never reach them."""
-    code, out, err = finish(start_cli(home, "process", SAMPLE, "--executor", "celery", "--processors", "natasha",
-                                      "--timeout", "300", "--json", env=broker_env(redis_server)), guard=400)
+    code, out, err = finish(
+        start_cli(
+            home,
+            "process",
+            SAMPLE,
+            "--executor",
+            "celery",
+            "--processors",
+            "natasha",
+            "--timeout",
+            "300",
+            "--json",
+            env=broker_env(redis_server),
+        ),
+        guard=400,
+    )
     assert code == 0, err
     assert json.loads(out)["executor"] == "celery" and json.loads(out)["descriptions_found"] > 0
 
 
-def test_processor_failure_messages_match_the_local_run_for_an_english_book(nlp_worker, redis_server, cli, home,
-                                                                           no_stanza):
-    remote = cli("process", EN_SAMPLE, "--executor", "celery", "--mode", "ensemble", "--timeout", "300", "--json",
-                 env={**broker_env(redis_server), **no_stanza}, timeout=400)
+def test_processor_failure_messages_match_the_local_run_for_an_english_book(
+    nlp_worker, redis_server, cli, home, no_stanza
+):
+    remote = cli(
+        "process",
+        EN_SAMPLE,
+        "--executor",
+        "celery",
+        "--mode",
+        "ensemble",
+        "--timeout",
+        "300",
+        "--json",
+        env={**broker_env(redis_server), **no_stanza},
+        timeout=400,
+    )
     assert remote.code == 0, remote.stderr
-    local = cli("--home", str(home.parent / "local"), "process", EN_SAMPLE, "--mode", "ensemble", "--json",
-                env=no_stanza, timeout=400)
+    local = cli(
+        "--home",
+        str(home.parent / "local"),
+        "process",
+        EN_SAMPLE,
+        "--mode",
+        "ensemble",
+        "--json",
+        env=no_stanza,
+        timeout=400,
+    )
     assert local.code == 0, local.stderr
     r, lo = remote.json(), local.json()
     assert r["processors_unavailable"] == lo["processors_unavailable"]
@@ -306,8 +397,18 @@ def test_processor_failure_messages_match_the_local_run_for_an_english_book(nlp_
 
 def test_no_processor_for_the_language_is_the_same_line_under_both_executors(nlp_worker, redis_server, cli, home):
     """Natasha reads Russian only: an English book with only Natasha fails alike, in the local run's words."""
-    remote = cli("process", EN_SAMPLE, "--executor", "celery", "--processors", "natasha", "--timeout", "300",
-                 env=broker_env(redis_server), timeout=400)
+    remote = cli(
+        "process",
+        EN_SAMPLE,
+        "--executor",
+        "celery",
+        "--processors",
+        "natasha",
+        "--timeout",
+        "300",
+        env=broker_env(redis_server),
+        timeout=400,
+    )
     local = cli("--home", str(home.parent / "local"), "process", EN_SAMPLE, "--processors", "natasha", timeout=400)
     assert local.code == remote.code == 1
     assert one_error_line(remote.stderr, "no NLP processor is available") == one_error_line(local.stderr, "natasha")

@@ -30,7 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_books"
 CORPUS = REPO.parent / "shared" / "corpus"
 
-XHTML = '<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head>\n'
+XHTML = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head>\n'
+)
 
 
 def build_epub(path: Path, sections: list[tuple[str, str, str]], before_spine: str = "") -> Path:
@@ -62,20 +64,49 @@ def build_epub(path: Path, sections: list[tuple[str, str, str]], before_spine: s
 
 
 EDGE_SECTIONS = [
-    ("a.xhtml", XHTML + '<body>\n  <p id="p1">' + "a" * 320
-     + '</p>\n  <p>Short <em>nested <b>bold</b> text</em> and <a id="n1">more</a>.</p>\n</body></html>', ""),
-    ("b.xhtml", XHTML + '<body><div id="d"><p>' + "Привет, мир! Ёжик в тумане. " * 20 + "</p></div></body></html>",
-     'id="ref-b"'),
-    ("c.xhtml", XHTML + "<body><p>" + "emoji \U0001F600 here \U0001F600\U0001F600 " * 30 + "</p></body></html>", ""),
+    (
+        "a.xhtml",
+        XHTML
+        + '<body>\n  <p id="p1">'
+        + "a" * 320
+        + '</p>\n  <p>Short <em>nested <b>bold</b> text</em> and <a id="n1">more</a>.</p>\n</body></html>',
+        "",
+    ),
+    (
+        "b.xhtml",
+        XHTML + '<body><div id="d"><p>' + "Привет, мир! Ёжик в тумане. " * 20 + "</p></div></body></html>",
+        'id="ref-b"',
+    ),
+    ("c.xhtml", XHTML + "<body><p>" + "emoji \U0001f600 here \U0001f600\U0001f600 " * 30 + "</p></body></html>", ""),
     ("d.xhtml", XHTML + "<body>  \n  </body></html>", ""),
     ("e.xhtml", XHTML + "<body><p>skipped because linear no</p></body></html>", 'linear="no"'),
-    ("f.xhtml", XHTML + "<body><p>one<!-- c -->two<![CDATA[ cdata ]]>three &amp; &#169; &#x1F600;</p>\n"
-     "<p>  </p><p>x</p></body></html>", ""),
-    ("g.html", "<!DOCTYPE html><html><head><title/></head><body><p>never seen: the title swallows it</p></body></html>", ""),
-    ("h.html", ('<html><head><title>h</title></head><body><p>para <a id="x"/>anchor swallows</p>text after<br/>line'
-     "</body></html>\n"), ""),
-    ("i.xhtml", XHTML + "<body><section><h1>Title</h1>"
-     + "".join(f"<p>Paragraph {i} " + "word " * (i * 7) + "</p>\n" for i in range(40)) + "</section></body></html>", ""),
+    (
+        "f.xhtml",
+        XHTML + "<body><p>one<!-- c -->two<![CDATA[ cdata ]]>three &amp; &#169; &#x1F600;</p>\n"
+        "<p>  </p><p>x</p></body></html>",
+        "",
+    ),
+    (
+        "g.html",
+        "<!DOCTYPE html><html><head><title/></head><body><p>never seen: the title swallows it</p></body></html>",
+        "",
+    ),
+    (
+        "h.html",
+        (
+            '<html><head><title>h</title></head><body><p>para <a id="x"/>anchor swallows</p>text after<br/>line'
+            "</body></html>\n"
+        ),
+        "",
+    ),
+    (
+        "i.xhtml",
+        XHTML
+        + "<body><section><h1>Title</h1>"
+        + "".join(f"<p>Paragraph {i} " + "word " * (i * 7) + "</p>\n" for i in range(40))
+        + "</section></body></html>",
+        "",
+    ),
 ]
 
 
@@ -91,7 +122,7 @@ def edge_epub(tmp_path_factory) -> Path:
 def test_utf16_length_counts_astral_characters_twice():
     assert utf16_len("abc") == 3
     assert utf16_len("Ёжик") == 4
-    assert utf16_len("a\U0001F600b") == 4
+    assert utf16_len("a\U0001f600b") == 4
 
 
 def test_text_nodes_split_by_comments_and_cdata_with_entities():
@@ -99,7 +130,7 @@ def test_text_nodes_split_by_comments_and_cdata_with_entities():
     assert [(n.steps, n.data) for n in nodes] == [
         (("4", "2", "1"), "one"),
         (("4", "2", "3"), "two"),  # the comment ends a Text node; CDATA is not one
-        (("4", "2", "5"), "three & © \U0001F600"),
+        (("4", "2", "5"), "three & © \U0001f600"),
         (("4", "1"), "\n"),
         (("4", "4", "1"), "  "),
         (("4", "6", "1"), "x"),
@@ -178,8 +209,13 @@ def test_bad_arguments(edge_epub, tmp_path):
 
 
 def test_malformed_xhtml_section_contributes_nothing(tmp_path):
-    path = build_epub(tmp_path / "m.epub", [("a.xhtml", XHTML + "<body><p>open</body></html>", ""),
-                                            ("b.xhtml", XHTML + "<body><p>fine text</p></body></html>", "")])
+    path = build_epub(
+        tmp_path / "m.epub",
+        [
+            ("a.xhtml", XHTML + "<body><p>open</body></html>", ""),
+            ("b.xhtml", XHTML + "<body><p>fine text</p></body></html>", ""),
+        ],
+    )
     assert generate_locations(path) == ["epubcfi(/6/4!/4/2,/1:0,/1:9)"]
 
 
@@ -304,8 +340,15 @@ PERCENT_VALUES = [0, 0.001, 0.25, 0.5, 0.73, 0.999, 1]
 
 
 def _percentage_cfis(locations: list[str]) -> list[str]:
-    return [locations[0], locations[7], locations[-1], "epubcfi(/8/6!/4/2/1:200)", "epubcfi(/8/18!/4/2/40/1:3)",
-            "epubcfi(/8/2!/4/2[p1]/1:0)", "epubcfi(/8/4[ref-b]!/4/2[d]/2,/1:13,/1:27)"]
+    return [
+        locations[0],
+        locations[7],
+        locations[-1],
+        "epubcfi(/8/6!/4/2/1:200)",
+        "epubcfi(/8/18!/4/2/40/1:3)",
+        "epubcfi(/8/2!/4/2[p1]/1:0)",
+        "epubcfi(/8/4[ref-b]!/4/2[d]/2,/1:13,/1:27)",
+    ]
 
 
 def _range_cases(path: Path, chapters: list[Chapter]) -> tuple[ChapterMap, list[str], list[str]]:
@@ -323,7 +366,11 @@ def _range_cases(path: Path, chapters: list[Chapter]) -> tuple[ChapterMap, list[
         if not text[start:end].strip():
             continue
         cfi = mapping.range_cfi(index, start, end)
-        if parse_cfi(cfi).spine_pos != parse_cfi(mapping.range_cfi(index, end - 1, end)).spine_pos if text[end - 1].strip() else False:
+        if (
+            parse_cfi(cfi).spine_pos != parse_cfi(mapping.range_cfi(index, end - 1, end)).spine_pos
+            if text[end - 1].strip()
+            else False
+        ):
             continue  # spans two spine files (a carried heading): epub.js ranges stay in one
         cfis.append(cfi)
         wanted.append(text[start:end])
@@ -341,8 +388,10 @@ def epubjs(edge_epub) -> dict:
     for path in _reference_epubs():
         questions[("locations", path, 150)] = {"epub": str(path), "chars": 150, "pause": 0}
     locations = generate_locations(edge_epub, 150)
-    questions["percentages"] = {"epub": str(edge_epub), "percentages": {
-        "locations": locations, "cfis": _percentage_cfis(locations), "values": PERCENT_VALUES}}
+    questions["percentages"] = {
+        "epub": str(edge_epub),
+        "percentages": {"locations": locations, "cfis": _percentage_cfis(locations), "values": PERCENT_VALUES},
+    }
     cases = {edge_epub: _range_cases(edge_epub, _chapters_like_an_importer(EpubDom(edge_epub)))}
     for path in _reference_epubs()[:3]:
         cases[path] = _range_cases(path, load_book(path).chapters)
@@ -375,7 +424,8 @@ def test_percentages_match_epubjs(edge_epub, epubjs):
     locations = generate_locations(edge_epub, 150)
     reference = epubjs["percentages"]
     assert [percentage_from_cfi(locations, c) for c in _percentage_cfis(locations)] == pytest.approx(
-        reference["percentage_from_cfi"])
+        reference["percentage_from_cfi"]
+    )
     assert [cfi_from_percentage(locations, v) for v in PERCENT_VALUES] == reference["cfi_from_percentage"]
 
 

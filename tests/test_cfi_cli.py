@@ -40,8 +40,13 @@ def _raw_stdout(home: Path, *args) -> tuple[int, bytes, str]:
     """Like the `cli` fixture, but stdout as the bytes written (for `-o -`)."""
     env = dict(os.environ, BOOKREADER_HOME=str(home), NO_COLOR="1")
     env.pop("BOOKREADER_CONFIG", None)
-    proc = subprocess.run([sys.executable, "-m", "bookreader_cli", *map(str, args)], capture_output=True, env=env,
-                          timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bookreader_cli", *map(str, args)],
+        capture_output=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
 
 
@@ -61,7 +66,12 @@ def test_cfi_chars_writes_exactly_what_epubjs_saves(cli, home, tmp_path):
     assert res.code == 0, res.stderr
     result = res.json()
     assert {k: result[k] for k in ("book_id", "locations_generated", "file_format", "status", "chars")} == {
-        "book_id": 1, "locations_generated": len(expected), "file_format": "epub", "status": "completed", "chars": 150}
+        "book_id": 1,
+        "locations_generated": len(expected),
+        "file_format": "epub",
+        "status": "completed",
+        "chars": 150,
+    }
     assert result["generation_time_seconds"] >= 0 and result["output"] == str(out)
     assert out.read_text(encoding="utf-8") == saved
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # atomic: no leftovers
@@ -120,9 +130,9 @@ def test_resolve_and_percentages_round_trip(cli, home):
         where = res.json()
         assert where["chapter_title"] == chapters[where["chapter_index"]]["title"]
         text = texts[where["chapter_index"]]
-        assert where["snippet"] == text[where["offset"]:where["offset"] + len(where["snippet"])]
+        assert where["snippet"] == text[where["offset"] : where["offset"] + len(where["snippet"])]
         # the location's own text starts where resolve says (our text collapses whitespace)
-        assert _squeeze(text[where["offset"]:]).startswith(_squeeze(resolve_text(RU_EPUB, location))[:20].strip())
+        assert _squeeze(text[where["offset"] :]).startswith(_squeeze(resolve_text(RU_EPUB, location))[:20].strip())
 
     for bad in (["resolve", "1", "not-a-cfi"], ["to-percentage", "1", "/6/4!/2"], ["from-percentage", "1", "1.5"]):
         res = cli("cfi", *bad)
@@ -133,8 +143,12 @@ def test_non_epub_books_are_refused_without_changes(cli, home):
     fb2 = SAMPLES / "ru_sample.fb2"
     assert cli("books", "list").code == 0  # the (empty) database exists
     before = db_snapshot(home)
-    for args in (["cfi", fb2], ["cfi", fb2, "--chars", "150"], ["cfi", "resolve", fb2, "epubcfi(/6/4!/4/2/1:0)"],
-                 ["cache", "put", fb2]):
+    for args in (
+        ["cfi", fb2],
+        ["cfi", fb2, "--chars", "150"],
+        ["cfi", "resolve", fb2, "epubcfi(/6/4!/4/2/1:0)"],
+        ["cache", "put", fb2],
+    ):
         res = cli(*args)
         assert res.code == 2
         line = _one_error_line(res.stderr)
@@ -171,8 +185,9 @@ def test_process_stores_a_cfi_per_description_that_resolves_to_its_text(cli, hom
         assert "error" not in reference, reference.get("error")
         assert [_squeeze(t or "") for t in reference["ranges"]] == [_squeeze(d["text"]) for d in descriptions]
 
-    res = cli("process", SAMPLES / "en_sample.txt", "--processors", "spacy", "--mode", "single", "--workers", "1",
-              "--json")
+    res = cli(
+        "process", SAMPLES / "en_sample.txt", "--processors", "spacy", "--mode", "single", "--workers", "1", "--json"
+    )
     assert res.code == 0, res.stderr
     assert (res.json()["cfi_locations_generated"], res.json()["cache_status"]) == (0, "not_applicable")
 
@@ -184,8 +199,12 @@ def test_cache_put_get_stats_clear(cli, home, tmp_path):
     assert res.code == 0, res.stderr
     put = res.json()
     assert {k: put[k] for k in ("book_id", "cache_key", "file_size_bytes", "ttl_seconds", "status")} == {
-        "book_id": 1, "cache_key": "epub:1", "file_size_bytes": len(original), "ttl_seconds": 86400,
-        "status": "cached"}
+        "book_id": 1,
+        "cache_key": "epub:1",
+        "file_size_bytes": len(original),
+        "ttl_seconds": 86400,
+        "status": "cached",
+    }
     assert put["compression_ratio"] == round(put["compressed_size_bytes"] / len(original), 4)
     assert cli("cache", "put", "1", "--json").json()["status"] == "fresh"
     runs = cli("runs", "list", "--task", "cache_epub_file", "--json").json()["runs"]

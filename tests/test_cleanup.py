@@ -166,7 +166,9 @@ def test_failed_file_delete_keeps_the_row(layout):
         pytest.skip("root can delete from a read-only directory")
     os.chmod(images, 0o555)
     try:
-        _, result = cleanup_images(images, [{"id": 1, "path": old.name, "created_at": NOW - 40 * DAY}], days=30, now=NOW)
+        _, result = cleanup_images(
+            images, [{"id": 1, "path": old.name, "created_at": NOW - 40 * DAY}], days=30, now=NOW
+        )
     finally:
         os.chmod(images, 0o755)
     assert old.exists() and result["deleted_files"] == 0 and result["deleted_row_ids"] == [] and result["errors"]
@@ -179,8 +181,9 @@ def test_failing_row_delete_is_reported(layout):
     def broken(ids):
         raise RuntimeError("database is locked")
 
-    _, result = cleanup_images(images, [{"id": 1, "path": "old.png", "created_at": NOW - 40 * DAY}], days=30,
-                               now=NOW, delete_rows=broken)
+    _, result = cleanup_images(
+        images, [{"id": 1, "path": "old.png", "created_at": NOW - 40 * DAY}], days=30, now=NOW, delete_rows=broken
+    )
     assert result["deleted_files"] == 1 and result["deleted_rows"] == 0
     assert "database is locked" in result["errors"][0]
 

@@ -65,8 +65,9 @@ def test_bad_option_value_is_exit_2_plain_line(run):
 def test_unknown_mode_and_processor_have_one_message(run):
     mode = run("nlp", "Тёмный лес.", "--mode", "sideways")
     assert mode.exit_code == 2
-    assert mode.stderr == ("error: unknown mode 'sideways': expected one of single, parallel, sequential, "
-                           "ensemble, adaptive\n")
+    assert mode.stderr == (
+        "error: unknown mode 'sideways': expected one of single, parallel, sequential, ensemble, adaptive\n"
+    )
     proc = run("nlp", "Тёмный лес.", "--processors", "spacy,gpt")
     assert proc.exit_code == 2 and proc.stderr.startswith("error: unknown processor(s) gpt: expected some of spacy")
 

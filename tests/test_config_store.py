@@ -1,6 +1,5 @@
 """Settings precedence and the store's migrations, on a real SQLite file."""
 
-
 import pytest
 
 from bookreader_cli.config import load_settings
@@ -20,12 +19,15 @@ def test_home_from_environment(tmp_path):
 
 
 def test_config_file_then_environment(tmp_path):
-    (tmp_path / "config.toml").write_text('[nlp]\nthreshold = 0.5\nweights = {spacy = 2, natasha = 1.0}\n'
-                                           '[cache]\nttl_seconds = 60\n')
+    (tmp_path / "config.toml").write_text(
+        "[nlp]\nthreshold = 0.5\nweights = {spacy = 2, natasha = 1.0}\n[cache]\nttl_seconds = 60\n"
+    )
     s = load_settings(tmp_path, environ={})
     assert s.nlp.threshold == 0.5 and s.nlp.weights == {"spacy": 2, "natasha": 1.0}
     assert s.cache.ttl_seconds == 60
-    s = load_settings(tmp_path, environ={"BOOKREADER_NLP_THRESHOLD": "0.7", "BOOKREADER_NLP_PROCESSORS": "natasha,spacy"})
+    s = load_settings(
+        tmp_path, environ={"BOOKREADER_NLP_THRESHOLD": "0.7", "BOOKREADER_NLP_PROCESSORS": "natasha,spacy"}
+    )
     assert s.nlp.threshold == 0.7 and s.nlp.processors == ["natasha", "spacy"]
 
 
@@ -92,7 +94,13 @@ def test_a_stdout_that_fails_is_one_line_not_a_traceback(home):
         pytest.skip("no /dev/full here")
     env = dict(os.environ, BOOKREADER_HOME=str(home), NO_COLOR="1")
     with open("/dev/full", "w") as full:
-        proc = subprocess.run([sys.executable, "-m", "bookreader_cli", "config", "--json"], stdout=full,
-                              stderr=subprocess.PIPE, text=True, env=env, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bookreader_cli", "config", "--json"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            check=False,
+        )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["error: cannot write output: No space left on device"]

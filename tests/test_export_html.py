@@ -37,8 +37,14 @@ HOSTILE_TXT = f"""{HOSTILE_TITLE}
 def bookreader(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, BOOKREADER_HOME=str(home), **ENV)
     env.pop("BOOKREADER_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "bookreader_cli", *args], capture_output=True, text=True,
-                          env=env, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bookreader_cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
 
 
 def export(home: Path, book_id: int, out: Path) -> dict:
@@ -81,8 +87,22 @@ def _insert(conn, book_id: int, chapter: sqlite3.Row, start: int, end: int, dtyp
     cur = conn.execute(
         'INSERT INTO descriptions (book_id, chapter_id, chapter_idx, start, "end", text, type, priority, '
         "confidence, consensus, processors, cfi, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [book_id, chapter["id"], chapter["idx"], start, end, chapter["text"][start:end], dtype, priority, 0.5,
-         0.67, json.dumps(["spacy", "natasha"]), None, time.time()])
+        [
+            book_id,
+            chapter["id"],
+            chapter["idx"],
+            start,
+            end,
+            chapter["text"][start:end],
+            dtype,
+            priority,
+            0.5,
+            0.67,
+            json.dumps(["spacy", "natasha"]),
+            None,
+            time.time(),
+        ],
+    )
     return cur.lastrowid
 
 
@@ -99,8 +119,9 @@ def hostile_site(tmp_path_factory):
     book_id = json.loads(proc.stdout)["imported"][0]["book_id"]
     conn = sqlite3.connect(home / "bookreader.db", isolation_level=None)
     conn.row_factory = sqlite3.Row
-    chapter = conn.execute("SELECT id, idx, text FROM chapters WHERE book_id = ? ORDER BY idx LIMIT 1",
-                           [book_id]).fetchone()
+    chapter = conn.execute(
+        "SELECT id, idx, text FROM chapters WHERE book_id = ? ORDER BY idx LIMIT 1", [book_id]
+    ).fetchone()
     text = chapter["text"]
     script = text.index("<script>")
     garden = text.index("За дверью")
@@ -111,15 +132,24 @@ def hostile_site(tmp_path_factory):
         "crossing": _insert(conn, book_id, chapter, garden, text.index(".", garden) + 1, "atmosphere", 80.0),
         "nested": _insert(conn, book_id, chapter, script + 1, script + 7, "object", 70.0),
         "paragraphs": _insert(conn, book_id, chapter, lamp, evening + len("Вечер был тихий"), "object", 60.0),
-        "bad type": _insert(conn, book_id, chapter, evening, len(text), '"><script>window.__pwned="type"</script>',
-                            50.0),
+        "bad type": _insert(
+            conn, book_id, chapter, evening, len(text), '"><script>window.__pwned="type"</script>', 50.0
+        ),
     }
     images = home / "images"
     images.mkdir(exist_ok=True)
     Image.new("RGB", (64, 48), (200, 120, 40)).save(images / "lamp.png")
-    conn.execute("INSERT INTO images (description_id, book_id, path, prompt, status, created_at) VALUES (?,?,?,?,?,?)",
-                 [ids["paragraphs"], book_id, "lamp.png", 'a lamp "><script>window.__pwned="alt"</script>',
-                  "completed", time.time()])
+    conn.execute(
+        "INSERT INTO images (description_id, book_id, path, prompt, status, created_at) VALUES (?,?,?,?,?,?)",
+        [
+            ids["paragraphs"],
+            book_id,
+            "lamp.png",
+            'a lamp "><script>window.__pwned="alt"</script>',
+            "completed",
+            time.time(),
+        ],
+    )
     conn.close()
     result = export(home, book_id, root / "site")
     return home, book_id, Path(result["index_html"]), ids, result
@@ -155,7 +185,9 @@ def check_highlights(page, home: Path, book_id: int) -> int:
     assert set(found) == set(descriptions)
     for ident, d in descriptions.items():
         assert found[ident][0][0] == d["start"]
-        assert joined(found[ident], texts[d["chapter_idx"]]) == d["text"] == texts[d["chapter_idx"]][d["start"]:d["end"]]
+        assert (
+            joined(found[ident], texts[d["chapter_idx"]]) == d["text"] == texts[d["chapter_idx"]][d["start"] : d["end"]]
+        )
     return len(descriptions)
 
 
@@ -170,7 +202,8 @@ def test_every_highlight_is_exactly_the_stored_description(browser, sample_site)
     data = json.loads((index.parent / "descriptions.json").read_text(encoding="utf-8"))
     descriptions, _ = stored(home, book_id)
     assert {d["id"]: (d["text"], d["cfi"]) for d in data["descriptions"]} == {
-        i: (d["text"], d["cfi"]) for i, d in descriptions.items()}
+        i: (d["text"], d["cfi"]) for i, d in descriptions.items()
+    }
     assert view.console_errors == [] and view.blocked == []
     view.close()
 
@@ -184,7 +217,9 @@ def test_type_filter_hides_and_shows(browser, sample_site):
         return page.eval_on_selector_all(selector, "els => els.map(e => e.offsetParent !== null)")
 
     def highlighted(dtype: str) -> set[str]:
-        return set(page.eval_on_selector_all(f"mark.t-{dtype}", "els => els.map(e => getComputedStyle(e).backgroundColor)"))
+        return set(
+            page.eval_on_selector_all(f"mark.t-{dtype}", "els => els.map(e => getComputedStyle(e).backgroundColor)")
+        )
 
     shown = highlighted("location")
     assert all(visible("#best li.t-location")) and all(visible("#best li.t-character"))
@@ -205,8 +240,9 @@ def test_best_passages_link_scrolls_to_its_place(browser, sample_site):
     links = page.eval_on_selector_all("#best a", "els => els.map(a => a.getAttribute('href'))")
     in_view = """id => { const r = document.getElementById(id).getBoundingClientRect();
                          return r.top >= 0 && r.bottom <= window.innerHeight; }"""
-    last = max(links, key=lambda href: page.evaluate(
-        "id => document.getElementById(id).getBoundingClientRect().top", href[1:]))
+    last = max(
+        links, key=lambda href: page.evaluate("id => document.getElementById(id).getBoundingClientRect().top", href[1:])
+    )
     assert not page.evaluate(in_view, last[1:])  # far below the first screen
     page.click(f'#best a[href="{last}"]')
     page.wait_for_function(in_view, arg=last[1:], timeout=5_000)

@@ -62,16 +62,29 @@ def chapter(paragraphs: list[str]) -> Chapter:
 def test_random_overlapping_spans_come_back_exactly():
     rng = random.Random(14)
     for _ in range(200):
-        paragraphs = ["".join(rng.choice("ab <&>\"'ё") for _ in range(rng.randint(1, 30))) for _ in range(rng.randint(1, 4))]
+        paragraphs = [
+            "".join(rng.choice("ab <&>\"'ё") for _ in range(rng.randint(1, 30))) for _ in range(rng.randint(1, 4))
+        ]
         ch = chapter(paragraphs)
         text = ch.text
         descriptions = []
         for ident in range(rng.randint(0, 6)):
             start = rng.randrange(len(text))
             end = rng.randint(start + 1, len(text))
-            descriptions.append({"id": ident + 1, "chapter_idx": 0, "start": start, "end": end,
-                                 "text": text[start:end], "type": rng.choice(["location", "object"]),
-                                 "priority": 50.0, "processors": ["spacy"], "consensus": 1.0, "confidence": 1.0})
+            descriptions.append(
+                {
+                    "id": ident + 1,
+                    "chapter_idx": 0,
+                    "start": start,
+                    "end": end,
+                    "text": text[start:end],
+                    "type": rng.choice(["location", "object"]),
+                    "priority": 50.0,
+                    "processors": ["spacy"],
+                    "consensus": 1.0,
+                    "confidence": 1.0,
+                }
+            )
         parser = Marks()
         parser.feed(render_chapter(ch, descriptions, {}))
         assert "script" not in parser.tags and "b" not in parser.tags
@@ -85,7 +98,11 @@ def test_random_overlapping_spans_come_back_exactly():
 
 def test_page_without_descriptions_and_markup_everywhere():
     ch = chapter(["<script>alert(1)</script>", "x"])
-    page = render_page({"title": "</title><script>alert(2)</script>", "authors": ["<i>A</i>"], "language": 'ru" onload="x'},
-                       [ch], [], {})
+    page = render_page(
+        {"title": "</title><script>alert(2)</script>", "authors": ["<i>A</i>"], "language": 'ru" onload="x'},
+        [ch],
+        [],
+        {},
+    )
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page
     assert page.count("<script>") == 1 and 'lang="ruonloadx"' in page

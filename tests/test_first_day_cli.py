@@ -14,9 +14,13 @@ KARAMAZOVY = CORPUS / "ru_txt__d0rj_RusLit" / "dostoevsky_bratya_karamazovy.txt"
 
 def test_dedication_is_not_the_title_and_show_says_where_it_came_from(cli, tmp_path):
     book = tmp_path / "dostoevsky_bratya_karamazovy.txt"
-    book.write_text("     Посвящается Анне Григорьевне Достоевской\n\n  Истинно, истинно говорю вам: если пшеничное "
-                    "зерно, падши в землю, не умрет, то останется одно; а если умрет, то принесет много плода.\n\n"
-                    + "Было тихо и темно. " * 200, encoding="utf-8")
+    book.write_text(
+        "     Посвящается Анне Григорьевне Достоевской\n\n  Истинно, истинно говорю вам: если пшеничное "
+        "зерно, падши в землю, не умрет, то останется одно; а если умрет, то принесет много плода.\n\n"
+        + "Было тихо и темно. "
+        * 200,
+        encoding="utf-8",
+    )
     res = cli("books", "import", book, "--json")
     assert res.code == 0, res.stderr
     (imported,) = res.json()["imported"]
@@ -43,14 +47,30 @@ def test_import_title_overrides(cli):
 
 def _insert_description(home, book_id: int, text_len: int = 300) -> str:
     conn = sqlite3.connect(home / "bookreader.db", isolation_level=None)
-    chapter_id, idx, text = conn.execute("SELECT id, idx, text FROM chapters WHERE book_id = ? ORDER BY idx LIMIT 1",
-                                         [book_id]).fetchone()
+    chapter_id, idx, text = conn.execute(
+        "SELECT id, idx, text FROM chapters WHERE book_id = ? ORDER BY idx LIMIT 1", [book_id]
+    ).fetchone()
     start = text.index("\n") + 1  # past the heading: one paragraph of prose
     end = min(text.index("\n", start), start + text_len)
-    conn.execute('INSERT INTO descriptions (book_id, chapter_id, chapter_idx, start, "end", text, type, priority, '
-                 "confidence, consensus, processors, cfi, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                 [book_id, chapter_id, idx, start, end, text[start:end], "location", 91.5, 0.9, 0.67,
-                  json.dumps(["natasha", "spacy", "stanza"]), None, time.time()])
+    conn.execute(
+        'INSERT INTO descriptions (book_id, chapter_id, chapter_idx, start, "end", text, type, priority, '
+        "confidence, consensus, processors, cfi, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            book_id,
+            chapter_id,
+            idx,
+            start,
+            end,
+            text[start:end],
+            "location",
+            91.5,
+            0.9,
+            0.67,
+            json.dumps(["natasha", "spacy", "stanza"]),
+            None,
+            time.time(),
+        ],
+    )
     conn.close()
     return text[start:end]
 

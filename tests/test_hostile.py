@@ -49,8 +49,12 @@ def opf(title: str = "Книга", doctype: str = "") -> str:
 
 
 def make_epub(path: Path, members: dict[str, bytes | str]) -> Path:
-    base = {"mimetype": "application/epub+zip", "META-INF/container.xml": CONTAINER,
-            "OEBPS/content.opf": opf(), "OEBPS/c1.xhtml": XHTML.format(text="Мирный текст.")}
+    base = {
+        "mimetype": "application/epub+zip",
+        "META-INF/container.xml": CONTAINER,
+        "OEBPS/content.opf": opf(),
+        "OEBPS/c1.xhtml": XHTML.format(text="Мирный текст."),
+    }
     base.update(members)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in base.items():
@@ -96,7 +100,8 @@ def test_xxe_in_fb2_is_refused(tmp_path, secret):
 
 def test_xxe_through_xhtml_in_epub_is_refused(tmp_path, secret):
     doc = XHTML.format(text="&xxe;").replace(
-        "<html", f'<!DOCTYPE html [<!ENTITY xxe SYSTEM "file://{secret}">]>\n<html', 1)
+        "<html", f'<!DOCTYPE html [<!ENTITY xxe SYSTEM "file://{secret}">]>\n<html', 1
+    )
     message = refused(make_epub(tmp_path / "xxe2.epub", {"OEBPS/c1.xhtml": doc}))
     assert "refused" in message and "TOP-SECRET" not in message
 
@@ -137,8 +142,10 @@ def test_zip_member_over_size_cap_is_refused(tmp_path):
     path = tmp_path / "big.epub"
     make_epub(path, {})
     chunk = b"\0" * (1024 * 1024)
-    with (zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
-          zf.open("OEBPS/huge.bin", "w", force_zip64=True) as fh):
+    with (
+        zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
+        zf.open("OEBPS/huge.bin", "w", force_zip64=True) as fh,
+    ):
         for _ in range(MAX_ZIP_MEMBER_UNCOMPRESSED // len(chunk) + 1):
             fh.write(chunk)
     assert path.stat().st_size < 5 * 1024 * 1024
@@ -154,9 +161,9 @@ def test_zip_member_lying_about_its_size_is_refused(tmp_path):
     patched = 0
     index = data.find(b"PK\x01\x02")
     while index != -1:
-        name_len = int.from_bytes(data[index + 28:index + 30], "little")
-        if data[index + 46:index + 46 + name_len] == name:
-            data[index + 24:index + 28] = (10).to_bytes(4, "little")
+        name_len = int.from_bytes(data[index + 28 : index + 30], "little")
+        if data[index + 46 : index + 46 + name_len] == name:
+            data[index + 24 : index + 28] = (10).to_bytes(4, "little")
             patched += 1
         index = data.find(b"PK\x01\x02", index + 4)
     assert patched == 1
@@ -167,8 +174,10 @@ def test_zip_member_lying_about_its_size_is_refused(tmp_path):
 def test_path_traversal_members_are_ignored_and_nothing_written(tmp_path):
     workdir = tmp_path / "deep" / "work"
     workdir.mkdir(parents=True)
-    path = make_epub(workdir / "trav.epub", {"../../evil.txt": "EVIL", "/tmp/evil_abs.txt": "EVIL",
-                                             "OEBPS/../../../evil2.txt": "EVIL"})
+    path = make_epub(
+        workdir / "trav.epub",
+        {"../../evil.txt": "EVIL", "/tmp/evil_abs.txt": "EVIL", "OEBPS/../../../evil2.txt": "EVIL"},
+    )
     before = set(tmp_path.rglob("*"))
     cwd = os.getcwd()
     try:
@@ -263,7 +272,7 @@ def test_corrupted_epub_bytes_never_raise_anything_but_badinput(tmp_path):
     outcomes = set()
     for offset in range(0, len(good), max(1, len(good) // 60)):
         for junk in (b"\xff\xfe\x00", b"<!"):
-            mutated = good[:offset] + junk + good[offset + len(junk):]
+            mutated = good[:offset] + junk + good[offset + len(junk) :]
             path = tmp_path / "m.epub"
             path.write_bytes(mutated)
             try:

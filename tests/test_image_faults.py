@@ -65,20 +65,25 @@ def test_a_key_with_stray_whitespace_is_trimmed_sent_and_never_leaks(home, book,
         assert not leaks(text)
 
 
-@pytest.mark.parametrize("raw,what", [
-    ("sk_live_Zq81Tökén12345", "a non-ASCII character at position 14"),
-    ("sk_live_Zq81\rToken12345", "a control character (0x0d) at position 13"),
-    ("sk_live Zq81Token12345", "a space at position 8"),
-    ("  \r\n", "only whitespace"),
-])
+@pytest.mark.parametrize(
+    "raw,what",
+    [
+        ("sk_live_Zq81Tökén12345", "a non-ASCII character at position 14"),
+        ("sk_live_Zq81\rToken12345", "a control character (0x0d) at position 13"),
+        ("sk_live Zq81Token12345", "a space at position 8"),
+        ("  \r\n", "only whitespace"),
+    ],
+)
 def test_an_unusable_key_is_refused_with_exit_2_before_anything_is_sent(home, book, br, api, raw, what):
     before = db_snapshot(home)
     for args in (("generate-images", "1", "2"), ("generate-images", "--book", "1")):
         res = br(*args, env={"POLLINATIONS_API_KEY": raw})
         assert res.code == 2, res.stderr
         assert res.stderr.strip() == f"error: the API key in $POLLINATIONS_API_KEY has {what}" + (
-            "; unset it or set the real key" if what == "only whitespace" else
-            "; an HTTP header carries printable ASCII only")
+            "; unset it or set the real key"
+            if what == "only whitespace"
+            else "; an HTTP header carries printable ASCII only"
+        )
         assert "Traceback" not in res.stderr and res.stdout == ""
     res = br("--json", "generate-images", "1", env={"POLLINATIONS_API_KEY": raw})
     assert res.code == 2 and json.loads(res.stderr)["exit_code"] == 2
@@ -132,9 +137,18 @@ def test_a_local_protocol_error_is_not_retried_and_its_text_is_scrubbed(caplog):
 
 # ---- 2. Ctrl-C while a request hangs --------------------------------------------------------------
 def _cli_env(home: Path, api: FakeImageAPI, **extra) -> dict:
-    env = dict(os.environ, BOOKREADER_HOME=str(home), NO_COLOR="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-               MKL_NUM_THREADS="1", BOOKREADER_IMAGES_BASE_URL=api.base_url, BOOKREADER_IMAGES_BACKOFF_BASE="0.01",
-               BOOKREADER_IMAGES_RATE_PER_SECOND="0", POLLINATIONS_API_KEY="")
+    env = dict(
+        os.environ,
+        BOOKREADER_HOME=str(home),
+        NO_COLOR="1",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        BOOKREADER_IMAGES_BASE_URL=api.base_url,
+        BOOKREADER_IMAGES_BACKOFF_BASE="0.01",
+        BOOKREADER_IMAGES_RATE_PER_SECOND="0",
+        POLLINATIONS_API_KEY="",
+    )
     env.pop("BOOKREADER_CONFIG", None)
     env.update(extra)
     return env
@@ -160,8 +174,13 @@ def _completed_rows(home: Path) -> int:
 def test_ctrl_c_during_a_hung_request_exits_130_at_once_and_a_rerun_draws_the_rest(home, book, br, api, args):
     api.hang_seconds = 300.0  # far past any bound below; the client's read timeout is 120 s
     api.script = {LAMP: "hang"}  # description 2 hangs, 1 and 3 answer at once
-    proc = subprocess.Popen([sys.executable, "-m", "bookreader_cli", "generate-images", *args],
-                            env=_cli_env(home, api), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bookreader_cli", "generate-images", *args],
+        env=_cli_env(home, api),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: _completed_rows(home) == 2 and len(api.requests_for(LAMP)) == 1, what="1 and 3 drawn")
         proc.send_signal(signal.SIGINT)
@@ -226,8 +245,9 @@ def test_an_account_error_stops_the_batch(tmp_path, step, caplog):
     assert result["generated_count"] == 1 and result["failed_count"] == 3 and result["not_attempted_count"] == 2
     assert step.split("@")[0] in result["account_error"]
     assert [f["description_id"] for f in result["failed"]] == [2, 3, 4]
-    assert all(f["error"].startswith("not attempted: the batch stopped on an account error")
-               for f in result["failed"][1:])
+    assert all(
+        f["error"].startswith("not attempted: the batch stopped on an account error") for f in result["failed"][1:]
+    )
     assert len(rows_) == 4  # every row recorded, so the store agrees with the result
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "account error" in warnings[0].getMessage()
@@ -251,8 +271,12 @@ def test_an_account_error_exits_1_with_one_line_and_a_json_field(home, book, br,
     assert len(api.requests) == 1
     lines = [line for line in res.stderr.splitlines() if "account" in line]
     assert len(lines) == 1 and "402" in lines[0]
-    assert [r["error"].split(":")[0] for r in image_rows(home)] == ["not attempted", "HTTP 402 Payment Required",
-                                                                      "not attempted", "not attempted"]
+    assert [r["error"].split(":")[0] for r in image_rows(home)] == [
+        "not attempted",
+        "HTTP 402 Payment Required",
+        "not attempted",
+        "not attempted",
+    ]
     # a picture made before the account error does not make the run a success
     res = br("generate-images", "1", "2", "3", env=one)
     assert res.code == 1 and len(api.requests) == 3
@@ -263,10 +287,14 @@ def test_an_account_error_exits_1_with_one_line_and_a_json_field(home, book, br,
 def test_retry_after_pauses_every_worker_of_the_client(tmp_path):
     """One request gets 429 Retry-After: 2; the other workers' retries (after their 500s) wait for it too."""
     with FakeImageAPI() as api:
-        ds = [desc(1, "fake:429@2,png A market"), desc(2, "fake:slow500@0.6,png A quay"),
-              desc(3, "fake:slow500@0.6,png A mill")]
-        result, _ = run(api, ds, tmp_path, sleep=RecordingSleep(real=True), concurrency=3, backoff_base=0.01,
-                        backoff_max=0.02)
+        ds = [
+            desc(1, "fake:429@2,png A market"),
+            desc(2, "fake:slow500@0.6,png A quay"),
+            desc(3, "fake:slow500@0.6,png A mill"),
+        ]
+        result, _ = run(
+            api, ds, tmp_path, sleep=RecordingSleep(real=True), concurrency=3, backoff_base=0.01, backoff_max=0.02
+        )
         assert result["generated_count"] == 3
         [limited] = [r for r in api.requests if r.step.startswith("429")]
         by_prompt: dict[str, list] = {}
@@ -326,14 +354,25 @@ def test_retry_after_is_shared_by_processes_on_one_home(home, book, api):
     """Process A gets 429 Retry-After: 3; process B, started inside that pause, waits for its end too."""
     api.script = {"Село Устье": "429@3,png"}
     env = _cli_env(home, api)
-    first = subprocess.Popen([sys.executable, "-m", "bookreader_cli", "generate-images", "1"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "bookreader_cli", "generate-images", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: any(r.finished_at for r in api.requests_for("Село Устье")), what="the 429")
         _wait_for(lambda: _paused(home), 20, "the pause in the store")  # A has heard the 429 and shared it
         [limited] = api.requests_for("Село Устье")
-        second = subprocess.run([sys.executable, "-m", "bookreader_cli", "generate-images", "3"], env=env,
-                                capture_output=True, text=True, timeout=60, check=False)
+        second = subprocess.run(
+            [sys.executable, "-m", "bookreader_cli", "generate-images", "3"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         _, err = first.communicate(timeout=60)
     finally:
         if first.poll() is None:
@@ -371,8 +410,13 @@ def _run_on_a_terminal(args: list[str], env: dict, timeout: float = 60) -> tuple
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
-    proc = subprocess.Popen([sys.executable, "-m", "bookreader_cli", *args], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=slave)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bookreader_cli", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
     os.close(slave)
     try:
         proc.communicate(timeout=timeout)
@@ -401,8 +445,16 @@ def test_generate_images_shows_a_progress_bar_on_a_terminal_only(home, book, br,
 def test_two_concurrent_runs_never_send_the_same_request_twice(home, book, api, args):
     api.set_default("slow@1")
     env = _cli_env(home, api)
-    procs = [subprocess.Popen([sys.executable, "-m", "bookreader_cli", "generate-images", *args, "--json"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bookreader_cli", "generate-images", *args, "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = []
     try:
         for proc in procs:

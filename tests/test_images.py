@@ -48,8 +48,15 @@ def api():
 def fast_options(api: FakeImageAPI, **overrides) -> ImageOptions:
     """Real timeouts and retries, but short waits so the suite stays fast."""
     values = {
-        "base_url": api.base_url, "connect_timeout": 2.0, "read_timeout": 5.0, "total_timeout": 30.0, "max_retries": 2,
-        "backoff_base": 0.02, "backoff_max": 0.1, "rate_per_second": 0, "concurrency": 4,
+        "base_url": api.base_url,
+        "connect_timeout": 2.0,
+        "read_timeout": 5.0,
+        "total_timeout": 30.0,
+        "max_retries": 2,
+        "backoff_base": 0.02,
+        "backoff_max": 0.1,
+        "rate_per_second": 0,
+        "concurrency": 4,
     }
     values.update(overrides)
     return ImageOptions(**values)
@@ -79,8 +86,13 @@ def desc(i: int, text: str, dtype: str = "location", **extra) -> dict:
 def run(api, descriptions, tmp_path, sleep=None, **overrides):
     rows: list[dict] = []
     result = generate_for_descriptions(
-        descriptions, fast_options(api, **overrides), tmp_path / "images", user="u1",
-        on_result=rows.append, environ={}, sleep=sleep or RecordingSleep(),
+        descriptions,
+        fast_options(api, **overrides),
+        tmp_path / "images",
+        user="u1",
+        on_result=rows.append,
+        environ={},
+        sleep=sleep or RecordingSleep(),
     )
     return result, rows
 
@@ -207,17 +219,29 @@ def test_timeout_then_success(api, tmp_path):
 
 
 def test_total_deadline_stops_retries(api, tmp_path):
-    result, _ = run(api, [desc(1, "fake:hang A frozen lake")], tmp_path, read_timeout=5.0, total_timeout=0.4,
-                    max_retries=5, backoff_base=1.0)
+    result, _ = run(
+        api,
+        [desc(1, "fake:hang A frozen lake")],
+        tmp_path,
+        read_timeout=5.0,
+        total_timeout=0.4,
+        max_retries=5,
+        backoff_base=1.0,
+    )
     assert len(api.requests) == 1
     assert result["failed_count"] == 1 and "deadline" in result["failed"][0]["error"]
 
 
 # ---- a 200 that is not an image ----------------------------------------------------------------
-@pytest.mark.parametrize("step,why", [
-    ("badmagic", "magic"), ("corrupt", "does not decode"),
-    ("huge", "absurd dimensions"), ("octet", "not an image"),
-])
+@pytest.mark.parametrize(
+    "step,why",
+    [
+        ("badmagic", "magic"),
+        ("corrupt", "does not decode"),
+        ("huge", "absurd dimensions"),
+        ("octet", "not an image"),
+    ],
+)
 def test_a_200_that_is_not_an_image_is_rejected_without_retry(api, tmp_path, step, why):
     result, _rows = run(api, [desc(1, f"fake:{step} A square")], tmp_path)
     assert len(api.requests) == 1 and result["failed_count"] == 1
@@ -252,8 +276,13 @@ def test_a_failing_on_result_fails_only_that_image(api, tmp_path):
         if row["description_id"] == 2:
             raise RuntimeError("database is locked")
 
-    result = generate_for_descriptions([desc(1, "A meadow"), desc(2, "A hill")], fast_options(api),
-                                       tmp_path / "images", on_result=on_result, environ={})
+    result = generate_for_descriptions(
+        [desc(1, "A meadow"), desc(2, "A hill")],
+        fast_options(api),
+        tmp_path / "images",
+        on_result=on_result,
+        environ={},
+    )
     assert result["generated_count"] == 1 and result["failed"][0]["description_id"] == 2
     assert "database is locked" in result["failed"][0]["error"]
 
@@ -310,9 +339,15 @@ def test_api_key_is_sent_as_header_and_never_leaks(api, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     rows: list[dict] = []
     ds = [desc(1, "A garden"), desc(2, "fake:echo A palace"), desc(3, "fake:500,png A tower")]
-    result = generate_for_descriptions(ds, fast_options(api), tmp_path / "images", user="u",
-                                       on_result=rows.append, environ={"POLLINATIONS_API_KEY": SECRET},
-                                       sleep=RecordingSleep())
+    result = generate_for_descriptions(
+        ds,
+        fast_options(api),
+        tmp_path / "images",
+        user="u",
+        on_result=rows.append,
+        environ={"POLLINATIONS_API_KEY": SECRET},
+        sleep=RecordingSleep(),
+    )
     assert {r.authorization for r in api.requests} == {f"Bearer {SECRET}"}
     assert all(SECRET not in r.path for r in api.requests)
     assert result["generated_count"] == 2 and result["failed_count"] == 1
@@ -324,8 +359,12 @@ def test_api_key_is_sent_as_header_and_never_leaks(api, tmp_path, caplog):
 
 
 def test_api_key_env_name_is_configurable(api, tmp_path):
-    generate_for_descriptions([desc(1, "A garden")], fast_options(api, api_key_env="MY_KEY"), tmp_path,
-                              environ={"MY_KEY": SECRET, "POLLINATIONS_API_KEY": "other"})
+    generate_for_descriptions(
+        [desc(1, "A garden")],
+        fast_options(api, api_key_env="MY_KEY"),
+        tmp_path,
+        environ={"MY_KEY": SECRET, "POLLINATIONS_API_KEY": "other"},
+    )
     assert api.requests[0].authorization == f"Bearer {SECRET}"
 
 
@@ -340,8 +379,15 @@ def test_allowed_count():
 def test_daily_limit_is_enforced(api, tmp_path):
     ds = [desc(i, f"Scene {i}") for i in range(4)]
     rows: list[dict] = []
-    result = generate_for_descriptions(ds, fast_options(api, daily_limit_per_user=3), tmp_path, user="reader",
-                                       on_result=rows.append, used_today=2, environ={})
+    result = generate_for_descriptions(
+        ds,
+        fast_options(api, daily_limit_per_user=3),
+        tmp_path,
+        user="reader",
+        on_result=rows.append,
+        used_today=2,
+        environ={},
+    )
     assert len(api.requests) == 1
     assert result["generated_count"] == 1 and result["failed_count"] == 3 and result["limited_count"] == 3
     assert all("daily limit" in f["error"] for f in result["failed"])
@@ -406,12 +452,19 @@ def test_rows_fit_the_store_images_table(api, tmp_path):
     store_mod = pytest.importorskip("bookreader_cli.store")
     store = store_mod.Store(tmp_path / "db.sqlite")
     try:
+
         def save(row):
             with store.transaction():
                 store.db["images"].insert(row)
 
-        result = generate_for_descriptions([desc(1, "A garden"), desc(2, "fake:400 A hall")], fast_options(api),
-                                           tmp_path / "images", user="u9", on_result=save, environ={})
+        result = generate_for_descriptions(
+            [desc(1, "A garden"), desc(2, "fake:400 A hall")],
+            fast_options(api),
+            tmp_path / "images",
+            user="u9",
+            on_result=save,
+            environ={},
+        )
         saved = list(store.db.query("SELECT * FROM images ORDER BY description_id"))
         assert [r["status"] for r in saved] == ["completed", "failed"]
         assert saved[0]["path"] == Path(result["generated_images"][0]["image_path"]).name
@@ -436,16 +489,27 @@ def test_daily_limit_counts_from_the_store(api, tmp_path):
     store = store_mod.Store(tmp_path / "db.sqlite")
     try:
         now = time.time()
-        for created, status, user in [(now - 60, "completed", "r"), (now - 120, "completed", "r"),
-                                      (now - 2 * 86400, "completed", "r"), (now - 60, "failed", "r"),
-                                      (now - 60, "completed", "someone else")]:
+        for created, status, user in [
+            (now - 60, "completed", "r"),
+            (now - 120, "completed", "r"),
+            (now - 2 * 86400, "completed", "r"),
+            (now - 60, "failed", "r"),
+            (now - 60, "completed", "someone else"),
+        ]:
             store.db["images"].insert({"description_id": 1, "user": user, "status": status, "created_at": created})
         used = store.conn.execute(
             "SELECT count(*) FROM images WHERE user = ? AND status = 'completed' AND created_at >= ?",
-            ["r", daily_window_start(now)]).fetchone()[0]
+            ["r", daily_window_start(now)],
+        ).fetchone()[0]
         assert used == 2
-        result = generate_for_descriptions([desc(1, "A"), desc(2, "B")], fast_options(api, daily_limit_per_user=3),
-                                           tmp_path / "images", user="r", used_today=used, environ={})
+        result = generate_for_descriptions(
+            [desc(1, "A"), desc(2, "B")],
+            fast_options(api, daily_limit_per_user=3),
+            tmp_path / "images",
+            user="r",
+            used_today=used,
+            environ={},
+        )
         assert result["generated_count"] == 1 and len(api.requests) == 1
     finally:
         store.close()

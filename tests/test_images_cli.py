@@ -79,8 +79,18 @@ def book(home):
             for words, dtype, priority in picks:
                 start = text.index(words)
                 end = text.index(".", start) + 1
-                rows.append({"start": start, "end": end, "text": text[start:end], "type": dtype, "priority": priority,
-                             "confidence": priority, "consensus": 1.0, "processors": ["test"]})
+                rows.append(
+                    {
+                        "start": start,
+                        "end": end,
+                        "text": text[start:end],
+                        "type": dtype,
+                        "priority": priority,
+                        "confidence": priority,
+                        "consensus": 1.0,
+                        "processors": ["test"],
+                    }
+                )
             ctx.store.store_chapter_descriptions(book_id, chapter, rows, "test")
         ids = [r[0] for r in ctx.store.conn.execute("SELECT id FROM descriptions ORDER BY priority DESC")]
         assert ids == [1, 2, 3, 4, 5]
@@ -94,8 +104,12 @@ def br(cli, api):
     """Run the CLI pointed at the fake API: no rate limit, tiny backoff, no API key unless a test gives one."""
 
     def run(*args, env: dict | None = None):
-        full = {"BOOKREADER_IMAGES_BASE_URL": api.base_url, "BOOKREADER_IMAGES_BACKOFF_BASE": "0.01",
-                "BOOKREADER_IMAGES_RATE_PER_SECOND": "0", "POLLINATIONS_API_KEY": ""}
+        full = {
+            "BOOKREADER_IMAGES_BASE_URL": api.base_url,
+            "BOOKREADER_IMAGES_BACKOFF_BASE": "0.01",
+            "BOOKREADER_IMAGES_RATE_PER_SECOND": "0",
+            "POLLINATIONS_API_KEY": "",
+        }
         full.update(env or {})
         return cli(*args, env=full, timeout=120)
 
@@ -125,8 +139,16 @@ def test_by_ids_writes_rows_and_hash_named_files(home, book, br, api):
     res = br("generate-images", "1", "3", "--user", "anna", "--json")
     assert res.code == 0, res.stderr
     out = res.json()
-    assert {"user_id", "requested_count", "generated_count", "failed_count", "total_time_seconds",
-            "generated_images", "failed", "task_id"} <= set(out)
+    assert {
+        "user_id",
+        "requested_count",
+        "generated_count",
+        "failed_count",
+        "total_time_seconds",
+        "generated_images",
+        "failed",
+        "task_id",
+    } <= set(out)
     assert (out["user_id"], out["requested_count"], out["generated_count"], out["failed_count"]) == ("anna", 2, 2, 0)
     assert out["total_time_seconds"] >= 0 and out["failed"] == []
     assert len(api.requests) == 2
@@ -205,8 +227,14 @@ def test_batch_by_book_with_limit_and_type(home, book, br, api):
     res = br("generate-images", "--book", str(book), "--limit", "2", "--user", "anna", "--json")
     assert res.code == 0, res.stderr
     out = res.json()
-    assert {"book_id", "user_id", "limit", "selected_descriptions", "generated_count",
-            "processing_time_seconds"} <= set(out)
+    assert {
+        "book_id",
+        "user_id",
+        "limit",
+        "selected_descriptions",
+        "generated_count",
+        "processing_time_seconds",
+    } <= set(out)
     assert (out["book_id"], out["limit"], out["selected_descriptions"], out["generated_count"]) == (book, 2, 2, 2)
     assert out["description_ids"] == [1, 2]  # the top two by priority
     assert out["processing_time_seconds"] >= 0
@@ -281,16 +309,19 @@ def test_daily_limit_per_user(home, book, br, api):
     assert br("generate-images", "3", "--user", "anna").code == 0
 
 
-@pytest.mark.parametrize("args", [
-    ("generate-images", "1", "999"),
-    ("generate-images", "--book", "42"),
-    ("generate-images", "--book", "1", "--type", "weather"),
-    ("generate-images", "--book", "1", "--limit", "0"),
-    ("generate-images", "1", "--book", "1"),
-    ("generate-images",),
-    ("generate-images", "x1"),
-    ("cleanup", "--days", "-1"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("generate-images", "1", "999"),
+        ("generate-images", "--book", "42"),
+        ("generate-images", "--book", "1", "--type", "weather"),
+        ("generate-images", "--book", "1", "--limit", "0"),
+        ("generate-images", "1", "--book", "1"),
+        ("generate-images",),
+        ("generate-images", "x1"),
+        ("cleanup", "--days", "-1"),
+    ],
+)
 def test_bad_input_exits_2_and_changes_nothing(home, book, br, api, args):
     before = db_snapshot(home)
     res = br(*args)
@@ -299,7 +330,10 @@ def test_bad_input_exits_2_and_changes_nothing(home, book, br, api, args):
     assert db_snapshot(home) == before and api.requests == []
     if args == ("generate-images", "1", "999"):
         res = br("--json", *args)
-        assert json.loads(res.stderr.strip().splitlines()[-1]) == {"error": "no description with id 999", "exit_code": 2}
+        assert json.loads(res.stderr.strip().splitlines()[-1]) == {
+            "error": "no description with id 999",
+            "exit_code": 2,
+        }
 
 
 # ---- cleanup --------------------------------------------------------------------------------------
@@ -335,8 +369,13 @@ def test_cleanup_dry_run_then_for_real(home, book, br, api, tmp_path):
     assert (plan["dry_run"], plan["days_old"], plan["deleted_files"], plan["deleted_rows"]) == (True, 30, 3, 2)
     assert plan["freed_space_bytes"] == sizes
     reasons = sorted((a["action"], a["reason"]) for a in plan["actions"])
-    assert reasons == [("delete_file", "expired"), ("delete_file", "orphan_file"), ("delete_file", "orphan_file"),
-                       ("delete_row", "expired"), ("delete_row", "missing_file")]
+    assert reasons == [
+        ("delete_file", "expired"),
+        ("delete_file", "orphan_file"),
+        ("delete_file", "orphan_file"),
+        ("delete_row", "expired"),
+        ("delete_row", "missing_file"),
+    ]
     assert db_snapshot(home) == before and old_file.exists() and orphan.exists() and link.is_symlink()
 
     res = br("cleanup", "--json")  # default days: settings.cleanup_days (30)

@@ -17,10 +17,23 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bookreader_cli"
 LAYERS: list[tuple[str, ...]] = [
     ("bookreader_cli.errors",),
     ("bookreader_cli.config", "bookreader_cli.output"),
-    ("bookreader_cli.books", "bookreader_cli.epubcfi", "bookreader_cli.nlp", "bookreader_cli.training",
-     "bookreader_cli.images", "bookreader_cli.export", "bookreader_cli.cache", "bookreader_cli.store"),
-    ("bookreader_cli.locks", "bookreader_cli.runs", "bookreader_cli.ops", "bookreader_cli.epub_source",
-     "bookreader_cli.broker"),
+    (
+        "bookreader_cli.books",
+        "bookreader_cli.epubcfi",
+        "bookreader_cli.nlp",
+        "bookreader_cli.training",
+        "bookreader_cli.images",
+        "bookreader_cli.export",
+        "bookreader_cli.cache",
+        "bookreader_cli.store",
+    ),
+    (
+        "bookreader_cli.locks",
+        "bookreader_cli.runs",
+        "bookreader_cli.ops",
+        "bookreader_cli.epub_source",
+        "bookreader_cli.broker",
+    ),
     ("bookreader_cli.jobs",),
     ("bookreader_cli.workers.app", "bookreader_cli.workers.remote"),
     ("bookreader_cli.runners",),
@@ -150,8 +163,13 @@ def test_no_import_cycles():
 
 def test_jobs_never_import_cli_or_workers():
     edges = graph(PACKAGE)
-    bad = [(s, t) for s, ts in edges.items() if s.startswith("bookreader_cli.jobs") for t in ts
-           if t.startswith(("bookreader_cli.cli", "bookreader_cli.workers", "bookreader_cli.runners"))]
+    bad = [
+        (s, t)
+        for s, ts in edges.items()
+        if s.startswith("bookreader_cli.jobs")
+        for t in ts
+        if t.startswith(("bookreader_cli.cli", "bookreader_cli.workers", "bookreader_cli.runners"))
+    ]
     assert bad == []
 
 
@@ -163,17 +181,20 @@ def test_the_check_fails_on_an_added_upward_import(tmp_path):
     copy = tmp_path / "bookreader_cli"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "stanza_bundled", "lexicons"))
     store = copy / "store" / "__init__.py"
-    store.write_text(store.read_text(encoding="utf-8")
-                     + "\n\ndef _sneaky():\n    from bookreader_cli.jobs import process_book\n", encoding="utf-8")
-    assert upward(graph(copy)) == [
-        "bookreader_cli.store (layer 2) imports bookreader_cli.jobs (layer 4)"]
+    store.write_text(
+        store.read_text(encoding="utf-8") + "\n\ndef _sneaky():\n    from bookreader_cli.jobs import process_book\n",
+        encoding="utf-8",
+    )
+    assert upward(graph(copy)) == ["bookreader_cli.store (layer 2) imports bookreader_cli.jobs (layer 4)"]
 
 
 def test_the_check_fails_on_an_added_circular_import(tmp_path):
     copy = tmp_path / "bookreader_cli"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "stanza_bundled", "lexicons"))
     engine = copy / "nlp" / "engine.py"
-    engine.write_text(engine.read_text(encoding="utf-8")
-                      + "\n\ndef _pool():\n    from bookreader_cli.nlp import runner\n", encoding="utf-8")
+    engine.write_text(
+        engine.read_text(encoding="utf-8") + "\n\ndef _pool():\n    from bookreader_cli.nlp import runner\n",
+        encoding="utf-8",
+    )
     assert upward(graph(copy)) == []  # same layer: only the loop gives it away
     assert ["bookreader_cli.nlp.engine", "bookreader_cli.nlp.runner"] in cycles(graph(copy))

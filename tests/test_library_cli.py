@@ -10,8 +10,17 @@ import sqlite3
 from conftest import SAMPLES, db_snapshot
 
 FAST = ("--processors", "spacy", "--mode", "single")
-SEED_KEYS = ("book_id", "total_chapters", "descriptions_found", "processing_time_seconds", "status",
-             "nlp_processors_used", "ensemble_consensus_rate", "cfi_locations_generated", "cache_status")
+SEED_KEYS = (
+    "book_id",
+    "total_chapters",
+    "descriptions_found",
+    "processing_time_seconds",
+    "status",
+    "nlp_processors_used",
+    "ensemble_consensus_rate",
+    "cfi_locations_generated",
+    "cache_status",
+)
 
 
 def library(tmp_path, *names: str):
@@ -39,8 +48,9 @@ def test_directory_is_imported_processed_then_skipped_then_changed_file_redone(c
     doc2 = again.json()
     assert [b["status"] for b in doc2["books"]] == ["skipped", "skipped"]
     assert {b["book_id"] for b in doc2["books"]} == {b["book_id"] for b in doc["books"]}
-    for skipped, done in zip(sorted(doc2["books"], key=lambda b: b["book_id"]),
-                             sorted(doc["books"], key=lambda b: b["book_id"])):
+    for skipped, done in zip(
+        sorted(doc2["books"], key=lambda b: b["book_id"]), sorted(doc["books"], key=lambda b: b["book_id"])
+    ):
         assert skipped["descriptions_found"] == done["descriptions_found"]
         assert "unchanged" in skipped["reason"]
     assert doc2["summary"] == {"books": 2, "processed": 0, "skipped": 2, "failed": 0}
@@ -113,7 +123,9 @@ def test_generate_images_dry_run_over_several_books(cli, home):
     for name in ("ru_sample.txt", "en_sample.txt"):
         result = cli("process", SAMPLES / name, *FAST, "--json").json()
         conn_books.append(str(result["book_id"]))
-    res = cli("generate-images", "--book", conn_books[0], "--book", conn_books[1], "--limit", "2", "--dry-run", "--json")
+    res = cli(
+        "generate-images", "--book", conn_books[0], "--book", conn_books[1], "--limit", "2", "--dry-run", "--json"
+    )
     assert res.code == 0, res.stderr
     doc = res.json()
     assert [b["book_id"] for b in doc["books"]] == [int(i) for i in conn_books]

@@ -50,8 +50,19 @@ def _wait_for(predicate, what: str, limit: float = 60.0):
 
 def _spawn(tmp_path: Path, db: Path, name: str, tag: str, wait: bool = False) -> tuple[subprocess.Popen, Path]:
     out = tmp_path / f"out-{tag}"
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(db), name, str(tmp_path / "go"),
-                             str(tmp_path / "release"), str(out), "wait" if wait else "fail"])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(db),
+            name,
+            str(tmp_path / "go"),
+            str(tmp_path / "release"),
+            str(out),
+            "wait" if wait else "fail",
+        ]
+    )
     return proc, out
 
 
@@ -73,8 +84,11 @@ def test_second_holder_is_busy_until_release(store):
 
 
 def test_busy_is_exit_1_not_bad_input(store):
-    with (db_lock(store, "job"), pytest.raises(Busy) as info,
-          db_lock(store, "job", busy_message="book 7 is being processed")):
+    with (
+        db_lock(store, "job"),
+        pytest.raises(Busy) as info,
+        db_lock(store, "job", busy_message="book 7 is being processed"),
+    ):
         pass
     from bookreader_cli.cli.common import exit_code
     from bookreader_cli.errors import BadInput
@@ -84,8 +98,11 @@ def test_busy_is_exit_1_not_bad_input(store):
 
 
 def test_wait_gives_up_after_timeout(store):
-    with (db_lock(store, "job"), pytest.raises(Busy, match=r"waited 0.3s"),
-          db_lock(store, "job", wait=True, timeout=0.3)):
+    with (
+        db_lock(store, "job"),
+        pytest.raises(Busy, match=r"waited 0.3s"),
+        db_lock(store, "job", wait=True, timeout=0.3),
+    ):
         pass
 
 
@@ -130,8 +147,10 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path, store):
 def _plant(store, name: str, pid: int, expires_in: float, host: str | None = None) -> None:
     host = host or socket.gethostname()
     now = time.time()
-    store.conn.execute("INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?)",
-                       [name, f"{host}:{pid}:planted", pid, now, now + expires_in])
+    store.conn.execute(
+        "INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?)",
+        [name, f"{host}:{pid}:planted", pid, now, now + expires_in],
+    )
 
 
 def test_stale_rules(store):

@@ -13,9 +13,11 @@ from bookreader_cli.nlp.engine import models_report
 from bookreader_cli.nlp.runner import NlpPool, analyze_text, run_book
 from bookreader_cli.nlp.segment import chapter_from_text
 
-TEXT = ("Кругом лежал глубокий снег, и сугробы доходили до окон.\n"
-        "Над полем поднимался туман, серый и тяжёлый.\n"
-        "Он долго думал о своей жизни и ничего не решил.")
+TEXT = (
+    "Кругом лежал глубокий снег, и сугробы доходили до окон.\n"
+    "Над полем поднимался туман, серый и тяжёлый.\n"
+    "Он долго думал о своей жизни и ничего не решил."
+)
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +38,10 @@ def _texts(result):
 def test_single_mode_uses_one_processor_and_its_yes_is_the_verdict():
     r = analyze_text(TEXT, mode="single", processors=["snow_b"])
     assert r.processors_used == ["snow_b"]
-    assert _texts(r) == ["Кругом лежал глубокий снег, и сугробы доходили до окон.",
-                         "Над полем поднимался туман, серый и тяжёлый."]
+    assert _texts(r) == [
+        "Кругом лежал глубокий снег, и сугробы доходили до окон.",
+        "Над полем поднимался туман, серый и тяжёлый.",
+    ]
     assert r.descriptions[0].type == "atmosphere"
     with pytest.raises(BadInput):
         analyze_text(TEXT, mode="single", processors=["snow_a", "snow_b"])
@@ -49,8 +53,10 @@ def test_sequential_mode_votes_in_this_process():
     # both say yes only on the snow sentence; equal weights (1.0 each, unknown names) → 0.5 < 0.6 elsewhere
     assert _texts(r) == ["Кругом лежал глубокий снег, и сугробы доходили до окон."]
     assert r.consensus_rate == 1.0
-    assert r.votes_summary == {"snow_a": {"ran": 3, "yes": 1, "mean_score": 0.3667},
-                               "snow_b": {"ran": 3, "yes": 2, "mean_score": 0.6333}}
+    assert r.votes_summary == {
+        "snow_a": {"ran": 3, "yes": 1, "mean_score": 0.3667},
+        "snow_b": {"ran": 3, "yes": 2, "mean_score": 0.6333},
+    }
 
 
 def test_parallel_mode_runs_each_processor_in_its_own_worker_and_takes_the_union(pool):
@@ -74,8 +80,9 @@ def test_ensemble_mode_votes_like_sequential_but_in_workers(pool):
 
 
 def test_adaptive_mode_runs_the_others_only_on_candidates():
-    r = analyze_text(TEXT, mode="adaptive", processors=["snow_b", "snow_a"],
-                     nlp=NlpSettings(weights={"snow_a": 1.0, "snow_b": 1.0}))
+    r = analyze_text(
+        TEXT, mode="adaptive", processors=["snow_b", "snow_a"], nlp=NlpSettings(weights={"snow_a": 1.0, "snow_b": 1.0})
+    )
     # screener = first requested (no spacy here): snow_b scores 0.9 on two sentences, 0.1 < floor on the third
     assert r.timings["adaptive_candidates"] == 2
     assert r.votes_summary["snow_b"]["ran"] == 3 and r.votes_summary["snow_a"]["ran"] == 2
@@ -106,8 +113,16 @@ def test_crashing_processor_falls_back_to_the_others(pool):
 def test_run_book_yields_every_chapter_and_drops_a_processor_that_crashed():
     chapters = [chapter_from_text(t) for t in (TEXT, "Снег шёл весь день, и CRASH случился снег.", TEXT, TEXT)]
     seen = []
-    results = dict(run_book(chapters, lang="ru", mode="ensemble", processors=["snow_a", "crashing"], workers=2,
-                            on_chapter=lambda i, r: seen.append(i)))
+    results = dict(
+        run_book(
+            chapters,
+            lang="ru",
+            mode="ensemble",
+            processors=["snow_a", "crashing"],
+            workers=2,
+            on_chapter=lambda i, r: seen.append(i),
+        )
+    )
     assert sorted(results) == [0, 1, 2, 3] and sorted(seen) == [0, 1, 2, 3]
     assert results[0].processors_used == ["snow_a", "crashing"] and not results[0].processor_failures
     assert results[1].processors_used == ["snow_a"]
@@ -132,8 +147,14 @@ def test_run_book_in_process_modes(mode):
 
 
 def test_a_dying_worker_is_survived():
-    results = dict(run_book([chapter_from_text(t) for t in (TEXT, "Снег. DIE снег снег.", TEXT)], mode="ensemble", processors=["snow_a", "dying"],
-                            workers=2))
+    results = dict(
+        run_book(
+            [chapter_from_text(t) for t in (TEXT, "Снег. DIE снег снег.", TEXT)],
+            mode="ensemble",
+            processors=["snow_a", "dying"],
+            workers=2,
+        )
+    )
     assert sorted(results) == [0, 1, 2]
     assert "dying" in results[1].processor_failures
     assert results[2].descriptions

@@ -7,23 +7,38 @@ from bookreader_cli.nlp.ensemble import EnsembleConfig, config_from, consensus_r
 from bookreader_cli.nlp.segment import segment
 from bookreader_cli.nlp.tree import is_tree, repair_tree
 
-TEXT = ("Над рекой стоял густой белый туман. Берег был пуст и тих. Он ушёл.\n"
-        "— Какой туман! — сказал он.\n"
-        "Вдали темнел лес, и тёмные ели стояли стеной.")
+TEXT = (
+    "Над рекой стоял густой белый туман. Берег был пуст и тих. Он ушёл.\n"
+    "— Какой туман! — сказал он.\n"
+    "Вдали темнел лес, и тёмные ели стояли стеной."
+)
 
 
 def _votes(sentences, yes_by_proc: dict[str, set[int]], kind="location"):
-    return {p: {s.index: Vote(s.index, 0.9 if s.index in yes else 0.1, s.index in yes, kind if s.index in yes else None,
-                              {"features": {"visual_hits": 2}})
-                for s in sentences}
-            for p, yes in yes_by_proc.items()}
+    return {
+        p: {
+            s.index: Vote(
+                s.index,
+                0.9 if s.index in yes else 0.1,
+                s.index in yes,
+                kind if s.index in yes else None,
+                {"features": {"visual_hits": 2}},
+            )
+            for s in sentences
+        }
+        for p, yes in yes_by_proc.items()
+    }
 
 
 def _p(sentences, p_by_proc: dict[str, float], index: int = 0, kind: str = "location"):
     """Votes where each processor gives sentence `index` probability p (the others 0.0)."""
-    return {name: {s.index: Vote(s.index, p if s.index == index else 0.0, p >= 0.6, kind, {"type_scores": {kind: 1.0}})
-                   for s in sentences}
-            for name, p in p_by_proc.items()}
+    return {
+        name: {
+            s.index: Vote(s.index, p if s.index == index else 0.0, p >= 0.6, kind, {"type_scores": {kind: 1.0}})
+            for s in sentences
+        }
+        for name, p in p_by_proc.items()
+    }
 
 
 def test_score_is_the_weighted_mean_of_the_probabilities_against_the_threshold():
@@ -35,8 +50,11 @@ def test_score_is_the_weighted_mean_of_the_probabilities_against_the_threshold()
     assert d.yes == ["natasha", "stanza"]  # a processor's own yes: its p >= threshold
     assert d.share == round((1.2 + 0.8) / 3.0, 4)
     # the same probabilities fall short when the sure processor weighs less
-    d = decide(sentences, _p(sentences, {"spacy": 0.5, "natasha": 0.7, "stanza": 0.6}),
-               config_from(NlpSettings(weights={"natasha": 0.5})))[0]
+    d = decide(
+        sentences,
+        _p(sentences, {"spacy": 0.5, "natasha": 0.7, "stanza": 0.6}),
+        config_from(NlpSettings(weights={"natasha": 0.5})),
+    )[0]
     assert d.confidence < 0.6 and not d.passed
 
 
@@ -97,7 +115,7 @@ def test_merge_adjacent_sentences_of_a_paragraph_with_exact_offsets():
     decisions = decide(sentences, votes, cfg)
     descriptions = merge(TEXT, sentences, decisions, cfg)
     for d in descriptions:
-        assert TEXT[d.start:d.end] == d.text
+        assert TEXT[d.start : d.end] == d.text
         assert len(d.text) <= cfg.max_chars
         assert d.processors == ["natasha", "spacy"] and d.consensus == 1.0 and d.unanimous
         assert 0 <= d.priority <= 100
@@ -118,7 +136,7 @@ def test_merge_respects_the_length_bound_and_cuts_overlong_sentences():
     descriptions = merge(long_text, sentences, decide(sentences, votes, cfg), cfg)
     assert len(descriptions) == 1
     d = descriptions[0]
-    assert len(d.text) <= 300 and long_text[d.start:d.end] == d.text
+    assert len(d.text) <= 300 and long_text[d.start : d.end] == d.text
 
 
 def test_consensus_rate_is_share_of_passing_sentences_with_all_yes():
@@ -164,8 +182,10 @@ def test_type_vote_weighs_each_processors_type_evidence_by_weight_and_score():
 
 def test_type_context_lets_neighbours_of_a_paragraph_break_a_tie():
     sentences = segment("Он увидел громадную светлую комнату. Всюду были лица и лица.")
+
     def vote(i, scores):
         return Vote(i, 0.9, True, max(scores, key=scores.get), {"type_scores": scores})
+
     votes = {"spacy": {0: vote(0, {"location": 3.0}), 1: vote(1, {"character": 1.2, "location": 1.0})}}
     assert decide(sentences, votes, EnsembleConfig(type_context=0.0))[1].type == "character"
     assert decide(sentences, votes, EnsembleConfig(type_context=0.3))[1].type == "location"
@@ -183,8 +203,10 @@ def test_clothes_nobody_wears_are_objects():
 
 
 def test_a_narrative_sentence_in_a_paragraph_with_a_remark_can_pass_the_dialogue_line_cannot():
-    text = ("«Пойдём же скорее домой», — сказал он. Это был высокий худой старик в потёртом синем сюртуке, "
-            "с клочковатой седой бородой.\n— Где ты была в этом синем платье? — спросил он.")
+    text = (
+        "«Пойдём же скорее домой», — сказал он. Это был высокий худой старик в потёртом синем сюртуке, "
+        "с клочковатой седой бородой.\n— Где ты была в этом синем платье? — спросил он."
+    )
     sentences = segment(text)
     everything = {s.index for s in sentences}
     votes = _votes(sentences, {"spacy": everything, "natasha": everything, "stanza": everything})

@@ -12,8 +12,10 @@ from bookreader_cli.nlp.processors import loaded_processor
 from bookreader_cli.nlp.runner import analyze_text
 from bookreader_cli.nlp.segment import segment
 
-VIVID = ("Каштанка увидела перед собой коротенького и толстенького человечка с бритым пухлым лицом, "
-         "в цилиндре и в шубе нараспашку.")
+VIVID = (
+    "Каштанка увидела перед собой коротенького и толстенького человечка с бритым пухлым лицом, "
+    "в цилиндре и в шубе нараспашку."
+)
 ATMOSPHERE = "В комнате было тихо, темно и очень душно."
 THOUGHT = "Он думал о том, что жизнь прошла напрасно и что ничего уже нельзя исправить."
 SUBSTRINGS = "Лицемерие его было так велико, что глазурь учтивости не скрывала расчёта."
@@ -28,10 +30,12 @@ def _votes(name: str, text: str, lang: str = "ru"):
 
 
 def test_availability_is_cheap_and_imports_no_heavy_library():
-    code = ("import sys, json; from bookreader_cli.nlp.processors import check\n"
-            "rows = {n: check(n)[:2] for n in ('spacy', 'natasha')}\n"
-            "heavy = [m for m in ('spacy', 'natasha', 'slovnet', 'torch', 'stanza') if m in sys.modules]\n"
-            "print(json.dumps({'rows': rows, 'heavy': heavy}))")
+    code = (
+        "import sys, json; from bookreader_cli.nlp.processors import check\n"
+        "rows = {n: check(n)[:2] for n in ('spacy', 'natasha')}\n"
+        "heavy = [m for m in ('spacy', 'natasha', 'slovnet', 'torch', 'stanza') if m in sys.modules]\n"
+        "print(json.dumps({'rows': rows, 'heavy': heavy}))"
+    )
     out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert out["heavy"] == []
     assert out["rows"]["spacy"][0] is True and out["rows"]["natasha"][0] is True
@@ -87,22 +91,29 @@ def test_ensemble_of_real_processors_finds_descriptions_with_exact_offsets():
     assert r.processors_used == ["spacy", "natasha"] and not r.processor_failures
     assert [d.text for d in r.descriptions] == [VIVID, ATMOSPHERE]
     for d in r.descriptions:
-        assert text[d.start:d.end] == d.text
+        assert text[d.start : d.end] == d.text
         assert d.processors == ["natasha", "spacy"]
     assert r.consensus_rate == 1.0
 
 
 def test_english_book_skips_natasha_with_a_reason():
-    r = analyze_text("She wore a long blue silk dress and a straw hat.", lang="en", mode="sequential",
-                     processors=["spacy", "natasha"])
+    r = analyze_text(
+        "She wore a long blue silk dress and a straw hat.",
+        lang="en",
+        mode="sequential",
+        processors=["spacy", "natasha"],
+    )
     assert r.processors_used == ["spacy"]
     assert "Russian only" in r.processors_unavailable["natasha"]
 
 
 @pytest.mark.parametrize("name", ["spacy", "natasha"])
 def test_clothes_without_a_wearer_are_an_object(name):
-    worn, left = _votes(name, "Рядом с ним шагал Федюшка в отцовском картузе и в старом тулупе.\n"
-                              "В сундуке лежали три пары носков, старый картуз и ветхий тулуп.")
+    worn, left = _votes(
+        name,
+        "Рядом с ним шагал Федюшка в отцовском картузе и в старом тулупе.\n"
+        "В сундуке лежали три пары носков, старый картуз и ветхий тулуп.",
+    )
     assert worn.type == "character"
     # the guideline's rule is the processor's own type evidence (a feature of its learned type model) …
     assert max(left.evidence["rule_types"], key=left.evidence["rule_types"].get) == "object"
@@ -119,12 +130,13 @@ def test_spacy_screen_skips_only_sentences_that_cannot_be_visual():
     screened = processor.score(text, sentences, "ru")
     assert any(v.evidence.get("skipped") for v in screened)
     try:
-        processor._screen = lambda *a: (lambda _text: True)
+        processor._screen = lambda *a: lambda _text: True
         full = processor.score(text, sentences, "ru")
     finally:
         del processor._screen  # back to the method
-    assert [(v.score, v.type) for v in screened if not v.evidence.get("skipped")] == \
-        [(v.score, v.type) for v, s in zip(full, screened) if not s.evidence.get("skipped")]
+    assert [(v.score, v.type) for v in screened if not v.evidence.get("skipped")] == [
+        (v.score, v.type) for v, s in zip(full, screened) if not s.evidence.get("skipped")
+    ]
     assert all(v.yes is False for v in screened if v.evidence.get("skipped"))
 
 

@@ -17,31 +17,61 @@ pytest.importorskip("sklearn")
 # A tiny labelled "library": three English books, two passages each, visual and non-visual sentences.
 BOOKS = {
     "alpha": [
-        ["The old man wore a long grey coat and a black hat.", "He said that he would come tomorrow.",
-         "The room was dark and cold, and the candle smoked on the table."],
-        ["I think we should go now, she said.", "A tall woman in a red silk dress stood by the window.",
-         "They argued about money for an hour."],
+        [
+            "The old man wore a long grey coat and a black hat.",
+            "He said that he would come tomorrow.",
+            "The room was dark and cold, and the candle smoked on the table.",
+        ],
+        [
+            "I think we should go now, she said.",
+            "A tall woman in a red silk dress stood by the window.",
+            "They argued about money for an hour.",
+        ],
     ],
     "beta": [
-        ["The river lay grey under the low clouds, and the wind bent the reeds.", "He wondered what it meant.",
-         "Her face was pale, with large dark eyes and thin lips."],
-        ["We must decide, he said.", "A little brown dog with a white tail ran along the muddy road.",
-         "Nothing was settled that evening."],
+        [
+            "The river lay grey under the low clouds, and the wind bent the reeds.",
+            "He wondered what it meant.",
+            "Her face was pale, with large dark eyes and thin lips.",
+        ],
+        [
+            "We must decide, he said.",
+            "A little brown dog with a white tail ran along the muddy road.",
+            "Nothing was settled that evening.",
+        ],
     ],
     "gamma": [
-        ["The snow covered the roofs, and yellow lights burned in the windows.", "He remembered his debts.",
-         "On the table stood a big copper kettle, polished bright."],
-        ["Why did you not tell me? she asked.", "The stranger had a thick black beard and wore heavy boots.",
-         "The plan seemed foolish to everybody."],
+        [
+            "The snow covered the roofs, and yellow lights burned in the windows.",
+            "He remembered his debts.",
+            "On the table stood a big copper kettle, polished bright.",
+        ],
+        [
+            "Why did you not tell me? she asked.",
+            "The stranger had a thick black beard and wore heavy boots.",
+            "The plan seemed foolish to everybody.",
+        ],
     ],
 }
 LABELS = {  # per sentence: (label, strength)
-    "The old man": ("character", 3), "He said that": ("none", 0), "The room was": ("atmosphere", 2),
-    "I think we": ("none", 0), "A tall woman": ("character", 3), "They argued": ("none", 0),
-    "The river lay": ("location", 3), "He wondered": ("none", 0), "Her face was": ("character", 2),
-    "We must": ("none", 0), "A little brown": ("character", 2), "Nothing was": ("none", 0),
-    "The snow covered": ("atmosphere", 3), "He remembered": ("none", 0), "On the table": ("object", 2),
-    "Why did you": ("none", 0), "The stranger": ("character", 3), "The plan seemed": ("none", 0),
+    "The old man": ("character", 3),
+    "He said that": ("none", 0),
+    "The room was": ("atmosphere", 2),
+    "I think we": ("none", 0),
+    "A tall woman": ("character", 3),
+    "They argued": ("none", 0),
+    "The river lay": ("location", 3),
+    "He wondered": ("none", 0),
+    "Her face was": ("character", 2),
+    "We must": ("none", 0),
+    "A little brown": ("character", 2),
+    "Nothing was": ("none", 0),
+    "The snow covered": ("atmosphere", 3),
+    "He remembered": ("none", 0),
+    "On the table": ("object", 2),
+    "Why did you": ("none", 0),
+    "The stranger": ("character", 3),
+    "The plan seemed": ("none", 0),
 }
 
 
@@ -112,8 +142,10 @@ def test_a_saved_model_loads_and_gives_the_fitted_probabilities(tmp_path):
     assert np.allclose(p, 1 / (1 + np.exp(-z)), atol=1e-4)
     # the vivid sentences score above the talk
     texts = [it.text for it in table.items]
-    assert p[texts.index("The stranger had a thick black beard and wore heavy boots.")] > \
-        p[texts.index("Why did you not tell me? she asked.")]
+    assert (
+        p[texts.index("The stranger had a thick black beard and wore heavy boots.")]
+        > p[texts.index("Why did you not tell me? she asked.")]
+    )
 
 
 def test_shipped_models_exist_for_every_processor_and_load():
@@ -147,8 +179,18 @@ def test_models_fit_command_writes_the_files_and_prints_the_cv(cli, tmp_path):
     gold.mkdir()
     _write_gold(gold)
     out = tmp_path / "out"
-    r = cli("models", "fit", "--gold", gold, "--out", out, "--lang", "en", "--json",
-            env={"BOOKREADER_FEATURE_CACHE": str(tmp_path / "cache")})
+    r = cli(
+        "models",
+        "fit",
+        "--gold",
+        gold,
+        "--out",
+        out,
+        "--lang",
+        "en",
+        "--json",
+        env={"BOOKREADER_FEATURE_CACHE": str(tmp_path / "cache")},
+    )
     assert r.code == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["written"] == [str(out / "en.json")] and (out / "en.json").exists()

@@ -3,17 +3,19 @@
 from bookreader_cli.books.model import Chapter
 from bookreader_cli.nlp.segment import segment
 
-TEXT = ("Глава первая\n"
-        "Вечер был тихий. На столе стоял медный самовар, начищенный до блеска.\n"
-        "— Где ты была? — спросил он.\n"
-        "Т. е. ничего не случилось, и т. д. Всё было покрыто снегом.")
+TEXT = (
+    "Глава первая\n"
+    "Вечер был тихий. На столе стоял медный самовар, начищенный до блеска.\n"
+    "— Где ты была? — спросил он.\n"
+    "Т. е. ничего не случилось, и т. д. Всё было покрыто снегом."
+)
 
 
 def test_offsets_point_into_the_text():
     sentences = segment(TEXT)
     assert sentences, "no sentences"
     for s in sentences:
-        assert TEXT[s.start:s.end] == s.text
+        assert TEXT[s.start : s.end] == s.text
         assert "\n" not in s.text
     assert [s.index for s in sentences] == list(range(len(sentences)))
 
@@ -33,16 +35,20 @@ def test_abbreviations_do_not_split_sentences():
 
 
 def test_book_paragraphs_with_kinds_are_respected():
-    chapter = Chapter.from_paragraphs("I", [("Эпиграф к главе.", "epigraph"), ("Река была широкая. Лес стоял стеной.", "text")])
+    chapter = Chapter.from_paragraphs(
+        "I", [("Эпиграф к главе.", "epigraph"), ("Река была широкая. Лес стоял стеной.", "text")]
+    )
     sentences = segment(chapter.text, chapter.paragraphs)
     assert [s.kind for s in sentences] == ["epigraph", "text", "text"]
     for s in sentences:
-        assert chapter.text[s.start:s.end] == s.text
+        assert chapter.text[s.start : s.end] == s.text
 
 
 # Speech is judged per sentence (issue 11): a narrative sentence beside a quoted remark is narration.
-PORTRAIT = ("«Пойдём же скорее домой», — сказал он. Это был высокий худой старик в потёртом синем сюртуке, "
-            "с клочковатой седой бородой.")
+PORTRAIT = (
+    "«Пойдём же скорее домой», — сказал он. Это был высокий худой старик в потёртом синем сюртуке, "
+    "с клочковатой седой бородой."
+)
 
 
 def test_a_narrative_sentence_beside_a_quoted_remark_is_not_dialogue():
@@ -52,9 +58,11 @@ def test_a_narrative_sentence_beside_a_quoted_remark_is_not_dialogue():
 
 
 def test_dialogue_lines_and_their_narrated_parts():
-    text = ("— Где ты была? — спросил он.\n"
-            "— Иди сюда, — сказал высокий старик в синем сюртуке, с седой бородой.\n"
-            "— Хорошо. — Она встала. Потом долго стояла у окна, глядя на тёмную улицу и жёлтые огни фонарей.")
+    text = (
+        "— Где ты была? — спросил он.\n"
+        "— Иди сюда, — сказал высокий старик в синем сюртуке, с седой бородой.\n"
+        "— Хорошо. — Она встала. Потом долго стояла у окна, глядя на тёмную улицу и жёлтые огни фонарей."
+    )
     sentences = segment(text)
     by_text = {s.text: s for s in sentences}
     assert by_text["— Где ты была? — спросил он."].kind == "dialogue"

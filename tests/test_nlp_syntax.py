@@ -14,38 +14,75 @@ def tree(rows, beings=()):
     """rows: (lemma, upos, head, rel) per token; categories come from the Russian lexicon."""
     lexicon = load_lexicon("ru")
     lemmas = [r[0] for r in rows]
-    return Tree(lemmas, [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-                [lexicon.categories(lemma) for lemma in lemmas], set(beings))
+    return Tree(
+        lemmas,
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [lexicon.categories(lemma) for lemma in lemmas],
+        set(beings),
+    )
 
 
 def test_garment_after_v_or_bez_is_worn():
-    t = tree([("старик", "NOUN", -1, "root"), ("в", "ADP", 3, "case"), ("потертый", "ADJ", 3, "amod"),
-              ("сюртук", "NOUN", 0, "nmod")], beings={0})
+    t = tree(
+        [
+            ("старик", "NOUN", -1, "root"),
+            ("в", "ADP", 3, "case"),
+            ("потертый", "ADJ", 3, "amod"),
+            ("сюртук", "NOUN", 0, "nmod"),
+        ],
+        beings={0},
+    )
     assert worn(t, 3)
     # the parser hung "в" elsewhere: the noun phrase still opens with it
-    t = tree([("сидеть", "VERB", -1, "root"), ("в", "ADP", 0, "obl"), ("темный", "ADJ", 4, "amod"),
-              (",", "PUNCT", 4, "punct"), ("пальто", "NOUN", 0, "obl")])
+    t = tree(
+        [
+            ("сидеть", "VERB", -1, "root"),
+            ("в", "ADP", 0, "obl"),
+            ("темный", "ADJ", 4, "amod"),
+            (",", "PUNCT", 4, "punct"),
+            ("пальто", "NOUN", 0, "obl"),
+        ]
+    )
     assert worn(t, 4)
 
 
 def test_garment_of_a_being_or_put_on_is_worn():
-    his = tree([("его", "DET", 1, "det"), ("сюртук", "NOUN", 2, "nsubj"), ("висеть", "VERB", -1, "root")],
-               beings={0})
+    his = tree([("его", "DET", 1, "det"), ("сюртук", "NOUN", 2, "nsubj"), ("висеть", "VERB", -1, "root")], beings={0})
     assert worn(his, 1)
-    took_off = tree([("он", "PRON", 1, "nsubj"), ("снять", "VERB", -1, "root"), ("шапка", "NOUN", 1, "obj")],
-                    beings={0})
+    took_off = tree(
+        [("он", "PRON", 1, "nsubj"), ("снять", "VERB", -1, "root"), ("шапка", "NOUN", 1, "obj")], beings={0}
+    )
     assert worn(took_off, 2)
-    on_him = tree([("на", "ADP", 1, "case"), ("он", "PRON", 2, "obl"), ("быть", "AUX", -1, "root"),
-                   ("армяк", "NOUN", 2, "nsubj:pass")], beings={1})
+    on_him = tree(
+        [
+            ("на", "ADP", 1, "case"),
+            ("он", "PRON", 2, "obl"),
+            ("быть", "AUX", -1, "root"),
+            ("армяк", "NOUN", 2, "nsubj:pass"),
+        ],
+        beings={1},
+    )
     assert worn(on_him, 3)
     assert on_him.rels[3] == "nsubj"  # subtypes are dropped
 
 
 def test_garments_in_a_list_of_things_are_not_worn_even_with_a_person_about():
     # "он оставил три пары носков и старый картуз": a person is in the sentence, nobody wears the things
-    t = tree([("он", "PRON", 1, "nsubj"), ("оставить", "VERB", -1, "root"), ("три", "NUM", 3, "nummod"),
-              ("пара", "NOUN", 1, "obj"), ("носок", "NOUN", 3, "nmod"), ("и", "CCONJ", 7, "cc"),
-              ("старый", "ADJ", 7, "amod"), ("картуз", "NOUN", 3, "conj")], beings={0})
+    t = tree(
+        [
+            ("он", "PRON", 1, "nsubj"),
+            ("оставить", "VERB", -1, "root"),
+            ("три", "NUM", 3, "nummod"),
+            ("пара", "NOUN", 1, "obj"),
+            ("носок", "NOUN", 3, "nmod"),
+            ("и", "CCONJ", 7, "cc"),
+            ("старый", "ADJ", 7, "amod"),
+            ("картуз", "NOUN", 3, "conj"),
+        ],
+        beings={0},
+    )
     assert not worn(t, 4) and not worn(t, 7)
     hits = typing_hits(t)
     assert hits["clothing"] == 0 and hits["objects"] >= 2
@@ -58,8 +95,15 @@ def test_posture_counts_only_when_somebody_holds_it():
     assert typing_hits(old_man)["posture"] == 1
     # the subject's noun phrase holds a being ("бурая, почерневшая от поту лошадь" parsed with the
     # adjective as head): still somebody's posture
-    horse = tree([("показаться", "VERB", -1, "root"), ("бурый", "NOUN", 0, "nsubj"),
-                  ("почернеть", "VERB", 1, "acl"), ("лошадь", "NOUN", 2, "obl")], beings={3})
+    horse = tree(
+        [
+            ("показаться", "VERB", -1, "root"),
+            ("бурый", "NOUN", 0, "nsubj"),
+            ("почернеть", "VERB", 1, "acl"),
+            ("лошадь", "NOUN", 2, "obl"),
+        ],
+        beings={3},
+    )
     assert typing_hits(horse)["posture"] == 1
 
 
@@ -78,8 +122,10 @@ def test_without_yo_keeps_offsets():
     assert len(plain) == len(text) and "ё" not in plain.lower() and plain.startswith("На нем")
 
 
-TEXT = ("После него осталось немного вещей: три пары носков, старый картуз и ветхий тулуп. "
-        "На нём был потёртый синий сюртук с медными пуговицами.")
+TEXT = (
+    "После него осталось немного вещей: три пары носков, старый картуз и ветхий тулуп. "
+    "На нём был потёртый синий сюртук с медными пуговицами."
+)
 
 
 @pytest.mark.parametrize("name", ["natasha", "stanza"])
@@ -96,8 +142,10 @@ def test_votes_do_not_depend_on_yo(name):
     """The taggers learnt from text without "ё": with it, the same votes (a modern edition of a book and
     an old one must get the same descriptions)."""
     processor, _ = loaded_processor(name)
-    text = ("Она была в зелёном платье; её лицо было бледно. На нём был тёмный потёртый сюртук. "
-            "Ещё светлело небо над чёрным лесом, и где-то далеко шёл поезд.")
+    text = (
+        "Она была в зелёном платье; её лицо было бледно. На нём был тёмный потёртый сюртук. "
+        "Ещё светлело небо над чёрным лесом, и где-то далеко шёл поезд."
+    )
     with_yo = processor.score(text, segment(text), "ru")
     plain = without_yo(text)
     without = processor.score(plain, segment(plain), "ru")
@@ -105,12 +153,20 @@ def test_votes_do_not_depend_on_yo(name):
 
 
 def test_size_and_colour_words_type_what_they_describe():
-    room = tree([("она", "PRON", 1, "nsubj"), ("увидеть", "VERB", -1, "root"), ("громадный", "ADJ", 3, "amod"),
-                 ("комната", "NOUN", 1, "obj")], beings={0})
+    room = tree(
+        [
+            ("она", "PRON", 1, "nsubj"),
+            ("увидеть", "VERB", -1, "root"),
+            ("громадный", "ADJ", 3, "amod"),
+            ("комната", "NOUN", 1, "obj"),
+        ],
+        beings={0},
+    )
     hits = typing_hits(room)
     assert hits["appearance"] == 0 and hits["interior"] == 2  # the room's size, not a person's
-    old_man = tree([("громадный", "ADJ", 1, "amod"), ("старик", "NOUN", 2, "nsubj"), ("сидеть", "VERB", -1, "root")],
-                   beings={1})
+    old_man = tree(
+        [("громадный", "ADJ", 1, "amod"), ("старик", "NOUN", 2, "nsubj"), ("сидеть", "VERB", -1, "root")], beings={1}
+    )
     assert typing_hits(old_man)["appearance"] == 1
     huts = tree([("изба", "NOUN", 1, "nsubj"), ("низкий", "ADJ", -1, "root")])  # "избы низки"
     assert typing_hits(huts)["appearance"] == 0 and typing_hits(huts)["architecture"] == 2

@@ -21,8 +21,15 @@ from bookreader_cli import ops, runs
 from bookreader_cli.config import load_settings
 from bookreader_cli.store import Store
 
-SEED_STATS_KEYS = {"timestamp", "users_total", "books_total", "descriptions_total", "images_generated",
-                   "active_sessions", "celery_queue_lengths"}
+SEED_STATS_KEYS = {
+    "timestamp",
+    "users_total",
+    "books_total",
+    "descriptions_total",
+    "images_generated",
+    "active_sessions",
+    "celery_queue_lengths",
+}
 SEED_HEALTH_KEYS = {"status", "worker_id", "timestamp", "response_time_ms"}
 
 
@@ -32,23 +39,37 @@ def _fill(home: Path) -> Store:
     store = Store(settings.db_path)
     c = store.conn
     for book_id in (1, 2):
-        c.execute("INSERT INTO books (id, sha256, format, title) VALUES (?, ?, 'txt', ?)",
-                  [book_id, f"{book_id:064x}", f"Book {book_id}"])
+        c.execute(
+            "INSERT INTO books (id, sha256, format, title) VALUES (?, ?, 'txt', ?)",
+            [book_id, f"{book_id:064x}", f"Book {book_id}"],
+        )
     for chapter_id, book_id in ((1, 1), (2, 1), (3, 2)):
-        c.execute("INSERT INTO chapters (id, book_id, idx, text, char_count) VALUES (?, ?, ?, 'text', 4)",
-                  [chapter_id, book_id, chapter_id])
+        c.execute(
+            "INSERT INTO chapters (id, book_id, idx, text, char_count) VALUES (?, ?, ?, 'text', 4)",
+            [chapter_id, book_id, chapter_id],
+        )
     for type_, n in (("location", 3), ("character", 2), ("atmosphere", 1)):
         for _ in range(n):
-            c.execute("INSERT INTO descriptions (book_id, chapter_id, chapter_idx, start, end, text, type) "
-                      "VALUES (1, 1, 1, 0, 4, 'text', ?)", [type_])
-    for user, status in (("anna", "completed"), ("anna", "completed"), ("boris", "completed"), ("boris", "failed"),
-                         (None, "completed")):
+            c.execute(
+                "INSERT INTO descriptions (book_id, chapter_id, chapter_idx, start, end, text, type) "
+                "VALUES (1, 1, 1, 0, 4, 'text', ?)",
+                [type_],
+            )
+    for user, status in (
+        ("anna", "completed"),
+        ("anna", "completed"),
+        ("boris", "completed"),
+        ("boris", "failed"),
+        (None, "completed"),
+    ):
         c.execute("INSERT INTO images (description_id, book_id, user, status) VALUES (1, 1, ?, ?)", [user, status])
     runs.record(store, "process_book", "books", {}, dict)
     with pytest.raises(ValueError):
         runs.record(store, "generate_images", "images", {}, lambda: int("x"))
-    c.execute("INSERT INTO task_runs (id, task, queue, state, attempts, created_at) "
-              "VALUES ('aa', 'process_book', 'books', 'PENDING', 0, 1)")
+    c.execute(
+        "INSERT INTO task_runs (id, task, queue, state, attempts, created_at) "
+        "VALUES ('aa', 'process_book', 'books', 'PENDING', 0, 1)"
+    )
     settings.images_dir.mkdir(parents=True, exist_ok=True)
     (settings.images_dir / "ab").mkdir()
     (settings.images_dir / "ab" / "one.png").write_bytes(b"x" * 1000)
@@ -148,7 +169,8 @@ def parse_prometheus(text: str) -> dict[tuple[str, tuple], float]:
             assert name in typed and name in helped, f"sample before HELP/TYPE: {line!r}"
             pairs = tuple(
                 (k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
-                for k, v in _LABEL_PAIR.findall(labels or ""))
+                for k, v in _LABEL_PAIR.findall(labels or "")
+            )
             number = float(value)
             assert not math.isnan(number)
             assert (name, pairs) not in samples, f"duplicate sample {line!r}"
@@ -217,7 +239,9 @@ def test_health_on_a_fresh_home_creates_the_store_and_leaves_nothing_behind(cli,
     assert not [p for p in home.rglob(".health-*")]
     conn = sqlite3.connect(home / "bookreader.db")
     assert conn.execute("SELECT count(*) FROM locks").fetchone()[0] == 0  # the test write was rolled back
-    assert conn.execute("SELECT task, queue, state FROM task_runs").fetchall() == [("health_check", "cleanup", "SUCCESS")]
+    assert conn.execute("SELECT task, queue, state FROM task_runs").fetchall() == [
+        ("health_check", "cleanup", "SUCCESS")
+    ]
 
 
 def test_health_human_output_is_a_table_on_stderr(cli):
@@ -234,8 +258,14 @@ def test_health_is_healthy_when_every_configured_processor_is_available(cli, hom
     available = [name for name in settings.nlp.processors if check(name, settings)[0]]
     if not available:
         pytest.skip("no NLP processor is available here")
-    _, data = _health(cli, env={"BOOKREADER_NLP_PROCESSORS": ",".join(available),
-                                "BOOKREADER_HEALTH_DISK_DEGRADED_MB": "1", "BOOKREADER_HEALTH_DISK_UNHEALTHY_MB": "0"})
+    _, data = _health(
+        cli,
+        env={
+            "BOOKREADER_NLP_PROCESSORS": ",".join(available),
+            "BOOKREADER_HEALTH_DISK_DEGRADED_MB": "1",
+            "BOOKREADER_HEALTH_DISK_UNHEALTHY_MB": "0",
+        },
+    )
     assert data["status"] == "healthy", data["problems"]
     assert data["problems"] == []
 
@@ -309,9 +339,14 @@ def test_health_and_stats_import_no_heavy_library(cli, home):
         "heavy = ('spacy', 'torch', 'natasha', 'stanza', 'numpy', 'sqlite_utils', 'httpx')\n"
         "print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", "import json\n" + probe], capture_output=True, text=True,
-                          env={"BOOKREADER_HOME": str(home), "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import json\n" + probe],
+        capture_output=True,
+        text=True,
+        env={"BOOKREADER_HOME": str(home), "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        timeout=120,
+        check=False,
+    )
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
 
 
@@ -368,8 +403,9 @@ def test_network_check_reports_5xx_as_degraded(cli, image_api):
 
 def test_network_check_against_a_closed_port_is_degraded(cli):
     url = f"http://127.0.0.1:{_closed_port()}"
-    _, data = _health(cli, "--network", env={"BOOKREADER_IMAGES_BASE_URL": url,
-                                             "BOOKREADER_HEALTH_NETWORK_TIMEOUT": "2"})
+    _, data = _health(
+        cli, "--network", env={"BOOKREADER_IMAGES_BASE_URL": url, "BOOKREADER_HEALTH_NETWORK_TIMEOUT": "2"}
+    )
     check = data["checks"]["image_api"]
     assert check["status"] == "degraded"
     assert "unreachable" in check["detail"]

@@ -55,38 +55,120 @@ def test_every_corpus_book_imports(rel):
 
 # (file, format, title, [chapter titles that must appear, in this order], a word in the text, min chapters)
 KNOWN = [
-    ("ru_fb2__de-don_searcher/tolstoy_voina_i_mir_kniga1.nocover.fb2", "fb2", "Война и мир. Книга 1",
-     ["I", "II", "III"], "Анна Павловна", 150),
-    ("en_epub2__olekavr_ZF_task/pg2701.epub", "epub2", "Moby Dick; Or, The Whale",
-     ["CHAPTER 1. Loomings.", "CHAPTER 2. The Carpet-Bag."], "Call me Ishmael", 130),
-    ("en_epub3__futurepress_epub.js/moby-dick.epub", "epub3", "Moby-Dick",
-     ["Chapter 1. Loomings.", "Chapter 2. The Carpet-Bag."], "Call me Ishmael", 130),
-    ("en_txt__jerzybrzoska_Moby-Dick/2701-0.txt", "txt", "Moby Dick; or The Whale",
-     ["CHAPTER 1. Loomings.", "CHAPTER 135. The Chase.—Third Day."], "Call me Ishmael", 130),
-    ("en_txt__GITenberg_Pride-and-Prejudice_1342/1342-0.txt", "txt", "Pride and Prejudice",
-     ["Chapter 1", "Chapter 61"], "truth universally acknowledged", 61),
-    ("en_epub3__thuleanh543_data_epub/pg2600-images-3.epub", "epub3", "War and Peace",
-     ["CHAPTER I", "CHAPTER II"], "Genoa and Lucca", 360),
-    (("en_fb2__lazybones-production_reader-clojure-web-app/"
-     "Twain_Mark__The_Adventures_of_Tom_Sawyer__Litmir.net_127829.fb2"), "fb2", "The Adventures of Tom Sawyer",
-     ["PREFACE", "CHAPTER I", "CHAPTER XXXV"], "TOM!", 35),
-    ("ru_generated__calibre6.13_pandoc2.17/chekhov_kashtanka.calibre.cp1251.fb2", "fb2", "Каштанка",
-     ["Глава первая. Дурное поведение", "Глава седьмая. Неудачный дебют"], "Молодая рыжая собака", 7),
-    ("ru_generated__calibre6.13_pandoc2.17/pushkin_kapitanskaya_dochka.calibre-epub2.epub", "epub2",
-     "Капитанская дочка", ["ГЛАВА I. СЕРЖАНТ ГВАРДИИ", "ГЛАВА II. ВОЖАТЫЙ"], "Отец мой", 14),
-    ("ru_generated__calibre6.13_pandoc2.17/chekhov_kashtanka.pandoc-epub3.epub", "epub3", "Каштанка",
-     ["Глава первая. Дурное поведение", "Глава вторая. Таинственный незнакомец"], "Молодая рыжая собака", 7),
-    ("ru_txt__d0rj_RusLit/chekhov_kashtanka.txt", "txt", "Каштанка",
-     ["Глава первая. Дурное поведение", "Глава седьмая. Неудачный дебют"], "Молодая рыжая собака", 7),
-    ("ru_txt__d0rj_RusLit/pushkin_kapitanskaya_dochka.txt", "txt", "КАПИТАНСКАЯ ДОЧКА",
-     ["ГЛАВА I. СЕРЖАНТ ГВАРДИИ", "ГЛАВА II. ВОЖАТЫЙ"], "Отец мой", 14),
+    (
+        "ru_fb2__de-don_searcher/tolstoy_voina_i_mir_kniga1.nocover.fb2",
+        "fb2",
+        "Война и мир. Книга 1",
+        ["I", "II", "III"],
+        "Анна Павловна",
+        150,
+    ),
+    (
+        "en_epub2__olekavr_ZF_task/pg2701.epub",
+        "epub2",
+        "Moby Dick; Or, The Whale",
+        ["CHAPTER 1. Loomings.", "CHAPTER 2. The Carpet-Bag."],
+        "Call me Ishmael",
+        130,
+    ),
+    (
+        "en_epub3__futurepress_epub.js/moby-dick.epub",
+        "epub3",
+        "Moby-Dick",
+        ["Chapter 1. Loomings.", "Chapter 2. The Carpet-Bag."],
+        "Call me Ishmael",
+        130,
+    ),
+    (
+        "en_txt__jerzybrzoska_Moby-Dick/2701-0.txt",
+        "txt",
+        "Moby Dick; or The Whale",
+        ["CHAPTER 1. Loomings.", "CHAPTER 135. The Chase.—Third Day."],
+        "Call me Ishmael",
+        130,
+    ),
+    (
+        "en_txt__GITenberg_Pride-and-Prejudice_1342/1342-0.txt",
+        "txt",
+        "Pride and Prejudice",
+        ["Chapter 1", "Chapter 61"],
+        "truth universally acknowledged",
+        61,
+    ),
+    (
+        "en_epub3__thuleanh543_data_epub/pg2600-images-3.epub",
+        "epub3",
+        "War and Peace",
+        ["CHAPTER I", "CHAPTER II"],
+        "Genoa and Lucca",
+        360,
+    ),
+    (
+        (
+            "en_fb2__lazybones-production_reader-clojure-web-app/"
+            "Twain_Mark__The_Adventures_of_Tom_Sawyer__Litmir.net_127829.fb2"
+        ),
+        "fb2",
+        "The Adventures of Tom Sawyer",
+        ["PREFACE", "CHAPTER I", "CHAPTER XXXV"],
+        "TOM!",
+        35,
+    ),
+    (
+        "ru_generated__calibre6.13_pandoc2.17/chekhov_kashtanka.calibre.cp1251.fb2",
+        "fb2",
+        "Каштанка",
+        ["Глава первая. Дурное поведение", "Глава седьмая. Неудачный дебют"],
+        "Молодая рыжая собака",
+        7,
+    ),
+    (
+        "ru_generated__calibre6.13_pandoc2.17/pushkin_kapitanskaya_dochka.calibre-epub2.epub",
+        "epub2",
+        "Капитанская дочка",
+        ["ГЛАВА I. СЕРЖАНТ ГВАРДИИ", "ГЛАВА II. ВОЖАТЫЙ"],
+        "Отец мой",
+        14,
+    ),
+    (
+        "ru_generated__calibre6.13_pandoc2.17/chekhov_kashtanka.pandoc-epub3.epub",
+        "epub3",
+        "Каштанка",
+        ["Глава первая. Дурное поведение", "Глава вторая. Таинственный незнакомец"],
+        "Молодая рыжая собака",
+        7,
+    ),
+    (
+        "ru_txt__d0rj_RusLit/chekhov_kashtanka.txt",
+        "txt",
+        "Каштанка",
+        ["Глава первая. Дурное поведение", "Глава седьмая. Неудачный дебют"],
+        "Молодая рыжая собака",
+        7,
+    ),
+    (
+        "ru_txt__d0rj_RusLit/pushkin_kapitanskaya_dochka.txt",
+        "txt",
+        "КАПИТАНСКАЯ ДОЧКА",
+        ["ГЛАВА I. СЕРЖАНТ ГВАРДИИ", "ГЛАВА II. ВОЖАТЫЙ"],
+        "Отец мой",
+        14,
+    ),
     ("ru_txt__d0rj_RusLit/gogol_shinel.txt", "txt", "Шинель", ["Шинель"], "Акакий Акакиевич", 1),
-    ("ru_epub3__thuleanh543_data_epub/pg16527-images-3.epub", "epub3", "1001 задача для умственного счета",
-     [], "задача", 2),
+    (
+        "ru_epub3__thuleanh543_data_epub/pg16527-images-3.epub",
+        "epub3",
+        "1001 задача для умственного счета",
+        [],
+        "задача",
+        2,
+    ),
 ]
 
 
-@pytest.mark.parametrize("rel,fmt,title,chapter_titles,word,min_chapters", KNOWN, ids=[k[0].split("/")[1] for k in KNOWN])
+@pytest.mark.parametrize(
+    "rel,fmt,title,chapter_titles,word,min_chapters", KNOWN, ids=[k[0].split("/")[1] for k in KNOWN]
+)
 def test_known_corpus_books(rel, fmt, title, chapter_titles, word, min_chapters):
     book = load_book(_corpus(rel))
     assert book.format == fmt
@@ -193,8 +275,7 @@ MALFORMED = {
     "malformed__w3c_epubcheck/ocf-minimal-valid.epub": "ok",
     "malformed__w3c_epubcheck/ocf-zip-mimetype-entry-extra-field-error.epub": "ok",
     "malformed__w3c_epubcheck/ocf-zip-unreadable-empty-fatal.epub": "empty file",
-    "malformed__w3c_epubcheck/ocf-zip-unreadable-image-with-epub-extension-fatal.epub":
-        "not an EPUB (it is a JPEG image)",
+    "malformed__w3c_epubcheck/ocf-zip-unreadable-image-with-epub-extension-fatal.epub": "not an EPUB (it is a JPEG image)",
     "malformed__w3c_epubcheck/ocf-zip-unreadable-no-end-header-fatal.epub": "broken EPUB: not a readable zip",
     "malformed__w3c_epubcheck/wrong_extension.ePub": "ok",
 }
@@ -288,16 +369,25 @@ def _write_epub(path: Path, spine_files: dict[str, str], nav_links: list[tuple[s
  <spine>{spine}</spine></package>"""
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        zf.writestr("META-INF/container.xml", """<?xml version="1.0"?>
+        zf.writestr(
+            "META-INF/container.xml",
+            """<?xml version="1.0"?>
 <container xmlns="urn:oasis:names:tc:opendocument:xmlns:container" version="1.0"><rootfiles>
-<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>""")
+<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>""",
+        )
         zf.writestr("OEBPS/content.opf", opf)
-        zf.writestr("OEBPS/nav.xhtml", f"""<?xml version="1.0" encoding="utf-8"?>
+        zf.writestr(
+            "OEBPS/nav.xhtml",
+            f"""<?xml version="1.0" encoding="utf-8"?>
 <html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><body>
-<nav epub:type="toc"><ol>{nav}</ol></nav></body></html>""")
+<nav epub:type="toc"><ol>{nav}</ol></nav></body></html>""",
+        )
         for name, body in spine_files.items():
-            zf.writestr(f"OEBPS/{name}", f"""<?xml version="1.0" encoding="utf-8"?>
-<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head><body>{body}</body></html>""")
+            zf.writestr(
+                f"OEBPS/{name}",
+                f"""<?xml version="1.0" encoding="utf-8"?>
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head><body>{body}</body></html>""",
+            )
     return path
 
 
@@ -307,25 +397,36 @@ def test_epub_anchors_split_one_file_into_chapters(tmp_path):
         '<div class="epigraph"><p>Эпиграф.</p></div>'
         '<h2><a id="c2"></a>Глава двадцать первая</h2><p>Первый абзац.</p><p>Второй абзац.</p>'
     )
-    path = _write_epub(tmp_path / "a.epub", {"cover.xhtml": '<div><img src="c.png" alt=""/></div>', "text.xhtml": body},
-                       [("text.xhtml#c1", "Пролог"), ("text.xhtml#c2", "Глава двадцать первая")])
+    path = _write_epub(
+        tmp_path / "a.epub",
+        {"cover.xhtml": '<div><img src="c.png" alt=""/></div>', "text.xhtml": body},
+        [("text.xhtml#c1", "Пролог"), ("text.xhtml#c2", "Глава двадцать первая")],
+    )
     book = load_book(path)
     assert [c.title for c in book.chapters] == ["Пролог", "Глава двадцать первая"]
     assert [c.source for c in book.chapters] == ["OEBPS/text.xhtml#c1", "OEBPS/text.xhtml#c2"]
     first, second = book.chapters
-    assert first.paragraph_texts() == ["Пролог", "Туман над рекой & лугом\u00a0стоял.".replace("\u00a0", " "), "Эпиграф."]
+    assert first.paragraph_texts() == [
+        "Пролог",
+        "Туман над рекой & лугом\u00a0стоял.".replace("\u00a0", " "),
+        "Эпиграф.",
+    ]
     assert [p.kind for p in first.paragraphs] == ["heading", "text", "epigraph"]
     assert second.paragraph_texts() == ["Глава двадцать первая", "Первый абзац.", "Второй абзац."]
     assert book.format == "epub3" and book.language == "ru"
 
 
 def test_epub_without_toc_titles_uses_headings_then_file_name(tmp_path):
-    path = _write_epub(tmp_path / "b.epub", {"one.xhtml": "<h1>Начало</h1><p>Текст.</p>", "two.xhtml": "<p>Ещё.</p>"}, [])
+    path = _write_epub(
+        tmp_path / "b.epub", {"one.xhtml": "<h1>Начало</h1><p>Текст.</p>", "two.xhtml": "<p>Ещё.</p>"}, []
+    )
     assert [c.title for c in load_book(path).chapters] == ["Начало", "two"]
 
 
 def test_malformed_xhtml_is_read_leniently(tmp_path):
-    path = _write_epub(tmp_path / "c.epub", {"bad.xhtml": "<p>Открыт <b>жирный<p>Второй</body>"}, [("bad.xhtml", "Глава")])
+    path = _write_epub(
+        tmp_path / "c.epub", {"bad.xhtml": "<p>Открыт <b>жирный<p>Второй</body>"}, [("bad.xhtml", "Глава")]
+    )
     book = load_book(path)
     assert "Открыт жирный" in book.chapters[0].text and "Второй" in book.chapters[0].text
     assert any("malformed XHTML" in w for w in book.warnings)
@@ -351,7 +452,12 @@ def test_txt_paragraph_rule():
 
 def test_txt_table_of_contents_is_not_chapters(tmp_path):
     toc = "\n\n".join(f"CHAPTER {i}. Title {i}." for i in range(1, 6))
-    text = "My Book\n\n" + toc + "\n\n" + "\n\n".join(f"CHAPTER {i}. Title {i}.\n\nText of chapter {i}." for i in range(1, 6))
+    text = (
+        "My Book\n\n"
+        + toc
+        + "\n\n"
+        + "\n\n".join(f"CHAPTER {i}. Title {i}.\n\nText of chapter {i}." for i in range(1, 6))
+    )
     (tmp_path / "t.txt").write_text(text, encoding="utf-8")
     book = load_book(tmp_path / "t.txt")
     assert [c.title for c in book.chapters] == [f"CHAPTER {i}. Title {i}." for i in range(1, 6)]
@@ -390,11 +496,19 @@ def test_fb2_structure_inline_markup_and_encodings(tmp_path, encoding):
     first = book.chapters[0]
     pairs = list(zip(first.paragraph_texts(), [p.kind for p in first.paragraphs]))
     assert pairs == [
-        ("Проба", "heading"), ("Часть первая", "heading"), ("Всё проходит.", "epigraph"), ("Соломон", "epigraph"),
-        ("Глава 1", "heading"), ("Снег шёл и шёл, см.[1]", "text"),
-        ("Мороз и солнце;", "poem"), ("день чудесный!", "poem"),
-        ("Цитата.", "text"), ("Автор цитаты", "text"), ("* * *", "subtitle"),
-        ("Подглава", "heading"), ("Вложенный текст.", "text"),
+        ("Проба", "heading"),
+        ("Часть первая", "heading"),
+        ("Всё проходит.", "epigraph"),
+        ("Соломон", "epigraph"),
+        ("Глава 1", "heading"),
+        ("Снег шёл и шёл, см.[1]", "text"),
+        ("Мороз и солнце;", "poem"),
+        ("день чудесный!", "poem"),
+        ("Цитата.", "text"),
+        ("Автор цитаты", "text"),
+        ("* * *", "subtitle"),
+        ("Подглава", "heading"),
+        ("Вложенный текст.", "text"),
     ]
     assert sum(c.text.count("Вложенный текст.") for c in book.chapters) == 1
     assert [n.text for n in book.notes] == ["Примечание."] and book.notes[0].title == "1"
@@ -402,7 +516,10 @@ def test_fb2_structure_inline_markup_and_encodings(tmp_path, encoding):
 
 def test_fb2_body_without_sections_is_one_chapter(tmp_path):
     path = tmp_path / "flat.fb2"
-    path.write_text(RICH_FB2.format(encoding="utf-8").split("<body><title>")[0]
-                    + "<body><p>Первый.</p><p>Второй.</p></body></FictionBook>", encoding="utf-8")
+    path.write_text(
+        RICH_FB2.format(encoding="utf-8").split("<body><title>")[0]
+        + "<body><p>Первый.</p><p>Второй.</p></body></FictionBook>",
+        encoding="utf-8",
+    )
     book = load_book(path)
     assert len(book.chapters) == 1 and book.chapters[0].paragraph_texts() == ["Первый.", "Второй."]

@@ -16,14 +16,18 @@ FB2 = SAMPLES / "ru_sample.fb2"
 
 def _descriptions(home) -> list[tuple]:
     conn = sqlite3.connect(home / "bookreader.db")
-    rows = conn.execute("SELECT chapter_idx, start, end, type, text FROM descriptions ORDER BY chapter_idx, start").fetchall()
+    rows = conn.execute(
+        "SELECT chapter_idx, start, end, type, text FROM descriptions ORDER BY chapter_idx, start"
+    ).fetchall()
     conn.close()
     return rows
 
 
 def _offsets_hold(home) -> None:
     conn = sqlite3.connect(home / "bookreader.db")
-    rows = conn.execute("SELECT c.text, d.start, d.end, d.text FROM descriptions d JOIN chapters c ON c.id = d.chapter_id")
+    rows = conn.execute(
+        "SELECT c.text, d.start, d.end, d.text FROM descriptions d JOIN chapters c ON c.id = d.chapter_id"
+    )
     for chapter_text, start, end, text in rows:
         assert chapter_text[start:end] == text
     conn.close()
@@ -33,8 +37,17 @@ def test_process_spacy_then_descriptions_formats(cli, home):
     res = cli("process", FB2, "--processors", "spacy", "--mode", "single", "--json")
     assert res.code == 0, res.stderr
     result = res.json()
-    for key in ("book_id", "total_chapters", "descriptions_found", "processing_time_seconds", "status",
-                "nlp_processors_used", "ensemble_consensus_rate", "cfi_locations_generated", "cache_status"):
+    for key in (
+        "book_id",
+        "total_chapters",
+        "descriptions_found",
+        "processing_time_seconds",
+        "status",
+        "nlp_processors_used",
+        "ensemble_consensus_rate",
+        "cfi_locations_generated",
+        "cache_status",
+    ):
         assert key in result
     assert result["nlp_processors_used"] == ["spacy"] and result["descriptions_found"] > 0
     assert result["total_chapters"] == result["chapters_processed"] == 4
@@ -70,8 +83,13 @@ def test_killed_run_resumes_without_duplicates(cli, home):
     assert reference["chapters_processed"] == 4
     # a second full run, killed after its first chapter is stored
     env = dict(__import__("os").environ, BOOKREADER_HOME=str(home), NO_COLOR="1")
-    proc = subprocess.Popen([sys.executable, "-m", "bookreader_cli", *map(str, args)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bookreader_cli", *map(str, args)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         conn = sqlite3.connect(home / "bookreader.db", timeout=30)
@@ -102,15 +120,17 @@ def test_ensemble_with_every_available_processor(cli, home):
 
 
 def test_nlp_command_offsets_into_the_given_text(cli):
-    text = ("Над рекой висел густой белый туман, и мокрые ивы склонялись к самой воде.\n"
-            "— Пойдём домой, — сказала она.\n"
-            "Он подумал, что завтра надо бы написать брату.")
+    text = (
+        "Над рекой висел густой белый туман, и мокрые ивы склонялись к самой воде.\n"
+        "— Пойдём домой, — сказала она.\n"
+        "Он подумал, что завтра надо бы написать брату."
+    )
     res = cli("nlp", "-", "--json", input=text)
     assert res.code == 0, res.stderr
     result = res.json()
     assert result["descriptions_found"] == len(result["descriptions"]) >= 1
     for d in result["descriptions"]:
-        assert text[d["start"]:d["end"]] == d["text"]
+        assert text[d["start"] : d["end"]] == d["text"]
         assert "сказала" not in d["text"] and "подумал" not in d["text"]
 
 

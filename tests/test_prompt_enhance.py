@@ -30,7 +30,9 @@ def test_the_setting_turns_it_off_or_on_for_all(tmp_path):
     assert enhance_param(EN, tmp_path, enhance="true") == "true"
 
 
-@pytest.mark.parametrize("text,english", [(EN, True), (RU, False), ("Café au lait, déjà vu.", True),
-                                          ("— 1812!", True), ("Он сказал: OK, fine.", False)])
+@pytest.mark.parametrize(
+    "text,english",
+    [(EN, True), (RU, False), ("Café au lait, déjà vu.", True), ("— 1812!", True), ("Он сказал: OK, fine.", False)],
+)
 def test_is_english(text, english):
     assert is_english(text) is english

@@ -108,8 +108,10 @@ def test_log_lines_carry_task_id_name_and_timings(store, caplog):
 
 
 def test_list_filters_and_id_prefixes(store):
-    ids = [runs.record(store, task, queue, {}, dict)["task_id"]
-           for task, queue in [("process_book", "books"), ("process_book", "books"), ("cleanup_old_images", "cleanup")]]
+    ids = [
+        runs.record(store, task, queue, {}, dict)["task_id"]
+        for task, queue in [("process_book", "books"), ("process_book", "books"), ("cleanup_old_images", "cleanup")]
+    ]
     with pytest.raises(ZeroDivisionError):
         runs.record(store, "process_book", "books", {}, lambda: 1 / 0)
     assert len(runs.list_runs(store)) == 4
@@ -140,8 +142,10 @@ def test_counts_by_queue_and_state_has_every_queue_and_state(store):
 def test_prune_deletes_only_old_finished_runs(store):
     for task in ("a", "b"):
         runs.record(store, task, "books", {}, dict)
-    store.conn.execute("INSERT INTO task_runs (id, task, queue, state, attempts, created_at) "
-                       "VALUES ('0ld', 'process_book', 'books', 'STARTED', 1, 1)")
+    store.conn.execute(
+        "INSERT INTO task_runs (id, task, queue, state, attempts, created_at) "
+        "VALUES ('0ld', 'process_book', 'books', 'STARTED', 1, 1)"
+    )
     store.conn.execute("UPDATE task_runs SET created_at = 1 WHERE task = 'a'")
     assert runs.prune(store, older_than_seconds=3600) == 1
     assert sorted(r["task"] for r in runs.list_runs(store)) == ["b", "process_book"]  # still running: kept
@@ -156,11 +160,13 @@ def test_run_of_a_killed_process_is_reported_abandoned(tmp_path, store):
     import sys
     import time
 
-    code = ("import sys, time\n"
-            "from bookreader_cli import runs\n"
-            "from bookreader_cli.store import Store\n"
-            "runs.record(Store(__import__('pathlib').Path(sys.argv[1])), 'process_book', 'books', {}, "
-            "lambda: time.sleep(600))\n")
+    code = (
+        "import sys, time\n"
+        "from bookreader_cli import runs\n"
+        "from bookreader_cli.store import Store\n"
+        "runs.record(Store(__import__('pathlib').Path(sys.argv[1])), 'process_book', 'books', {}, "
+        "lambda: time.sleep(600))\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "runs.db")])
     try:
         deadline = time.time() + 60
@@ -172,8 +178,11 @@ def test_run_of_a_killed_process_is_reported_abandoned(tmp_path, store):
         proc.wait()
     here = socket.gethostname()
     for run_id, owner in (("a11ce", f"{here}:{os.getpid()}"), ("e15e", "another-host:1")):
-        store.conn.execute("INSERT INTO task_runs (id, task, queue, state, attempts, created_at, started_at, owner) "
-                           "VALUES (?, 'x', 'books', 'STARTED', 1, ?, ?, ?)", [run_id, time.time(), time.time(), owner])
+        store.conn.execute(
+            "INSERT INTO task_runs (id, task, queue, state, attempts, created_at, started_at, owner) "
+            "VALUES (?, 'x', 'books', 'STARTED', 1, ?, ?, ?)",
+            [run_id, time.time(), time.time(), owner],
+        )
     dead = runs.list_runs(store, task="process_book")[0]
     assert dead["state"] == "FAILURE" and f"pid {proc.pid}" in dead["error"] and "abandoned" in dead["error"]
     assert dead["finished_at"] and dead["duration_seconds"] >= 0
@@ -242,7 +251,8 @@ def test_runs_bad_input_is_one_line_and_exit_2(cli):
     bad_state = cli("runs", "list", "--state", "DONE")
     assert bad_state.code == 2
     assert bad_state.stderr.strip().splitlines() == [
-        "error: unknown state 'DONE': expected one of PENDING, STARTED, RETRY, SUCCESS, FAILURE"]
+        "error: unknown state 'DONE': expected one of PENDING, STARTED, RETRY, SUCCESS, FAILURE"
+    ]
 
 
 def test_log_format_json_gives_structured_stderr_and_one_json_document(cli):

@@ -60,8 +60,7 @@ def _cron_shell(line: str, home: Path) -> subprocess.CompletedProcess:
     """Run a crontab line's command the way cron does: % unescaped, /bin/sh, a bare environment."""
     command = " ".join(line.split()[5:]).replace("\\%", "%")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "NO_COLOR": "1"}
-    return subprocess.run(["/bin/sh", "-c", command], env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
+    return subprocess.run(["/bin/sh", "-c", command], env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_the_printed_stats_line_runs_and_appends_json_lines(cli, home):

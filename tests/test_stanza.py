@@ -19,8 +19,9 @@ from bookreader_cli.nlp.processors.stanza import StanzaProcessor
 from bookreader_cli.nlp.segment import segment
 from bookreader_cli.nlp.stanza_models import BUNDLED_DIR, PROCESSORS, find_models
 
-DESCRIPTIVE = ("Старый деревянный дом с высоким крыльцом стоял на краю деревни, "
-               "окружённый тёмными елями и густыми кустами сирени.")
+DESCRIPTIVE = (
+    "Старый деревянный дом с высоким крыльцом стоял на краю деревни, окружённый тёмными елями и густыми кустами сирени."
+)
 DIALOGUE = "— Ты придёшь завтра? — спросил он."
 THOUGHT = "Он думал о том, что жизнь прошла напрасно и что ничего уже нельзя исправить."
 TEXT = f"{DESCRIPTIVE}\n{DIALOGUE}\n{THOUGHT}"
@@ -116,7 +117,12 @@ def test_screen_changes_no_vote_on_real_sentences(bundled):
                 assert not any(c != "speech" for c in slow.evidence.get("categories", {})), slow.evidence
             else:
                 kept += 1
-                assert (fast.score, fast.yes, fast.type, fast.evidence) == (slow.score, slow.yes, slow.type, slow.evidence)
+                assert (fast.score, fast.yes, fast.type, fast.evidence) == (
+                    slow.score,
+                    slow.yes,
+                    slow.type,
+                    slow.evidence,
+                )
                 assert fast.evidence["features"]["analysed"] == 1.0
     assert skipped > 0 and kept > 0
 
@@ -175,11 +181,13 @@ def test_default_location_falls_back_to_bundled_models(tmp_path):
 
 
 def test_availability_is_cheap(tmp_path):
-    code = ("import sys, json; from bookreader_cli.nlp.processors import check\n"
-            "from bookreader_cli.config import NlpSettings\n"
-            f"row = check('stanza', NlpSettings(stanza_dir={str(BUNDLED_DIR)!r}))[:2]\n"
-            "heavy = [m for m in ('torch', 'stanza', 'numpy') if m in sys.modules]\n"
-            "print(json.dumps({'row': row, 'heavy': heavy}))")
+    code = (
+        "import sys, json; from bookreader_cli.nlp.processors import check\n"
+        "from bookreader_cli.config import NlpSettings\n"
+        f"row = check('stanza', NlpSettings(stanza_dir={str(BUNDLED_DIR)!r}))[:2]\n"
+        "heavy = [m for m in ('torch', 'stanza', 'numpy') if m in sys.modules]\n"
+        "print(json.dumps({'row': row, 'heavy': heavy}))"
+    )
     out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert out["heavy"] == []
     assert out["row"][0] is True
@@ -188,8 +196,13 @@ def test_availability_is_cheap(tmp_path):
 def _downloaded_layout(root: Path) -> Path:
     """The bundled files renamed and described the way stanza.download() leaves a resources dir."""
     src = BUNDLED_DIR / "ru"
-    names = {"tokenize": "syntagrus", "pos": "syntagrus_charlm", "lemma": "syntagrus_nocharlm",
-             "depparse": "syntagrus_charlm", "ner": "wikiner"}
+    names = {
+        "tokenize": "syntagrus",
+        "pos": "syntagrus_charlm",
+        "lemma": "syntagrus_nocharlm",
+        "depparse": "syntagrus_charlm",
+        "ner": "wikiner",
+    }
     for proc, package in names.items():
         (root / "ru" / proc).mkdir(parents=True)
         shutil.copy(src / proc / "bookreader.pt", root / "ru" / proc / f"{package}.pt")
@@ -199,16 +212,18 @@ def _downloaded_layout(root: Path) -> Path:
     # a second, non-default package beside the default one must not be picked
     shutil.copy(src / "pos" / "bookreader.pt", root / "ru" / "pos" / "aaa_other.pt")
     dep = lambda package: {"dependencies": [{"model": "pretrain", "package": package}]}
-    resources = {"ru": {
-        "lang_name": "Russian",
-        "default_processors": names,
-        "tokenize": {"syntagrus": {}},
-        "pos": {"syntagrus_charlm": dep("conll17"), "aaa_other": dep("conll17")},
-        "lemma": {"syntagrus_nocharlm": {}},
-        "depparse": {"syntagrus_charlm": dep("conll17")},
-        "ner": {"wikiner": dep("fasttextwiki")},
-        "default_dependencies": {"pretrain": "conll17"},
-    }}
+    resources = {
+        "ru": {
+            "lang_name": "Russian",
+            "default_processors": names,
+            "tokenize": {"syntagrus": {}},
+            "pos": {"syntagrus_charlm": dep("conll17"), "aaa_other": dep("conll17")},
+            "lemma": {"syntagrus_nocharlm": {}},
+            "depparse": {"syntagrus_charlm": dep("conll17")},
+            "ner": {"wikiner": dep("fasttextwiki")},
+            "default_dependencies": {"pretrain": "conll17"},
+        }
+    }
     (root / "resources.json").write_text(json.dumps(resources), encoding="utf-8")
     return root
 
@@ -274,8 +289,12 @@ def test_training_runs_stanzas_own_trainer(tmp_path):
     """A short real run (lemmatizer only, so the suite stays fast) into a standard layout."""
     from bookreader_cli.training.stanza_train import train_stanza_models
 
-    texts = [DESCRIPTIVE, THOUGHT, "Иван Петрович приехал в Москву вечером. Было тихо и темно.",
-             "Над рекой стоял белый туман, и мокрая трава блестела под луной."] * 3
+    texts = [
+        DESCRIPTIVE,
+        THOUGHT,
+        "Иван Петрович приехал в Москву вечером. Было тихо и темно.",
+        "Над рекой стоял белый туман, и мокрая трава блестела под луной.",
+    ] * 3
     manifest = train_stanza_models(tmp_path / "out", texts=texts, size="smoke", processors=("lemma",))
     lemma = tmp_path / "out" / "ru" / "lemma" / "bookreader.pt"
     assert lemma.is_file() and manifest["files"]["ru/lemma/bookreader.pt"] == lemma.stat().st_size

@@ -14,13 +14,41 @@ import bookreader_cli
 
 SURFACE = [
     "__version__",
-    "load_book", "Book", "Chapter", "Paragraph",
-    "Settings", "NlpSettings", "load_settings",
-    "Context", "import_book", "import_books", "list_books", "show_book", "remove_book", "process_book", "nlp_text",
-    "list_descriptions", "generate_cfi_locations", "resolve_cfi", "cfi_from_percentage", "cfi_to_percentage",
-    "cache_epub_file", "get_cached_epub", "generate_images", "batch_generate_for_book", "cleanup_old_images",
-    "system_stats", "health_check", "analyze_text",
-    "BookreaderError", "BadInput", "NotFound", "UnreadableBook", "NotAnEpub", "JobFailed", "Busy",
+    "load_book",
+    "Book",
+    "Chapter",
+    "Paragraph",
+    "Settings",
+    "NlpSettings",
+    "load_settings",
+    "Context",
+    "import_book",
+    "import_books",
+    "list_books",
+    "show_book",
+    "remove_book",
+    "process_book",
+    "nlp_text",
+    "list_descriptions",
+    "generate_cfi_locations",
+    "resolve_cfi",
+    "cfi_from_percentage",
+    "cfi_to_percentage",
+    "cache_epub_file",
+    "get_cached_epub",
+    "generate_images",
+    "batch_generate_for_book",
+    "cleanup_old_images",
+    "system_stats",
+    "health_check",
+    "analyze_text",
+    "BookreaderError",
+    "BadInput",
+    "NotFound",
+    "UnreadableBook",
+    "NotAnEpub",
+    "JobFailed",
+    "Busy",
 ]
 
 
@@ -59,8 +87,10 @@ def test_an_unknown_name_is_an_attribute_error():
 
 
 def test_importing_the_package_loads_nothing_else():
-    code = ("import sys, json, bookreader_cli\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('bookreader_cli'))))")
+    code = (
+        "import sys, json, bookreader_cli\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('bookreader_cli'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == ["bookreader_cli"]
 

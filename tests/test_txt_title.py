@@ -15,14 +15,19 @@ def title_of(first_lines: str, name: str = "dostoevsky_bratya_karamazovy.txt") -
     return book.title, book.title_source
 
 
-@pytest.mark.parametrize("first_lines", [
-    ("     Посвящается Анне Григорьевне Достоевской\n  Истинно, истинно говорю вам: если пшеничное зерно, падши "
-     "в землю, не умрет, то останется одно; а если умрет, то принесет много плода.\n (Евангелие от Иоанна)"),
-    "Посвящение\nМоей жене",
-    "Предисловие к русскому изданию",
-    "— Ну что ж, — сказал он, — пойдём.",
-    "To my wife, without whom this book",
-])
+@pytest.mark.parametrize(
+    "first_lines",
+    [
+        (
+            "     Посвящается Анне Григорьевне Достоевской\n  Истинно, истинно говорю вам: если пшеничное зерно, падши "
+            "в землю, не умрет, то останется одно; а если умрет, то принесет много плода.\n (Евангелие от Иоанна)"
+        ),
+        "Посвящение\nМоей жене",
+        "Предисловие к русскому изданию",
+        "— Ну что ж, — сказал он, — пойдём.",
+        "To my wife, without whom this book",
+    ],
+)
 def test_front_matter_is_not_the_title(first_lines):
     assert title_of(first_lines) == ("dostoevsky bratya karamazovy", "file name")
 
@@ -32,15 +37,18 @@ def test_a_chapter_heading_first_is_not_the_title():
     assert (book.title, book.title_source) == ("tolstoy detstvo", "file name")
 
 
-@pytest.mark.parametrize("first_lines,title", [
-    ("Антон Чехов\nДУЭЛЬ", "ДУЭЛЬ"),
-    ("МАКСИМ ГОРЬКИЙ\nДетство", "Детство"),
-    ("Михаил Лермонтов. Герой нашего времени", "Герой нашего времени"),
-    ("Александр Сергеевич Пушкин. Дубровский", "Дубровский"),
-    ("Л. Н. Толстой\nМЕТЕЛЬ.\nРАССКАЗ.", "МЕТЕЛЬ"),
-    ("TREASURE ISLAND\nby Robert Louis Stevenson", "TREASURE ISLAND"),
-    ("GREAT EXPECTATIONS\n[1867 Edition]", "GREAT EXPECTATIONS"),
-])
+@pytest.mark.parametrize(
+    "first_lines,title",
+    [
+        ("Антон Чехов\nДУЭЛЬ", "ДУЭЛЬ"),
+        ("МАКСИМ ГОРЬКИЙ\nДетство", "Детство"),
+        ("Михаил Лермонтов. Герой нашего времени", "Герой нашего времени"),
+        ("Александр Сергеевич Пушкин. Дубровский", "Дубровский"),
+        ("Л. Н. Толстой\nМЕТЕЛЬ.\nРАССКАЗ.", "МЕТЕЛЬ"),
+        ("TREASURE ISLAND\nby Robert Louis Stevenson", "TREASURE ISLAND"),
+        ("GREAT EXPECTATIONS\n[1867 Edition]", "GREAT EXPECTATIONS"),
+    ],
+)
 def test_title_lines_are_still_read(first_lines, title):
     assert title_of(first_lines) == (title, "first lines")
 

@@ -51,8 +51,16 @@ _MAGIC = [
     (b"AT&TFORM", "a DjVu document"),
 ]
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
-_CLAIMS = [(".fb2.zip", "FB2"), (".fbz", "FB2"), (".epub", "EPUB"), (".epub3", "EPUB"), (".kepub", "EPUB"),
-           (".fb2", "FB2"), (".txt", "TXT"), (".text", "TXT")]
+_CLAIMS = [
+    (".fb2.zip", "FB2"),
+    (".fbz", "FB2"),
+    (".epub", "EPUB"),
+    (".epub3", "EPUB"),
+    (".kepub", "EPUB"),
+    (".fb2", "FB2"),
+    (".txt", "TXT"),
+    (".text", "TXT"),
+]
 _FORMAT_NAMES = {"epub": "EPUB", "fb2": "FB2", "fb2zip": "FB2", "txt": "TXT"}
 
 
@@ -88,7 +96,9 @@ def load_book(path: str | Path) -> Book:
         raise UnreadableBook(f"{label}: refused: book is too large to read in memory") from None
     except Exception as exc:  # a parser bug or a library tripping on odd input must still be one clear line
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UnreadableBook(f"{label}: cannot read this {_FORMAT_NAMES[fmt]}: {type(exc).__name__}: {detail}") from None
+        raise UnreadableBook(
+            f"{label}: cannot read this {_FORMAT_NAMES[fmt]}: {type(exc).__name__}: {detail}"
+        ) from None
     from .safety import TextBudget
 
     TextBudget(label, len(data)).add(sum(len(c.text) for c in book.chapters + book.notes))
@@ -128,7 +138,9 @@ def _read_file(path: Path, label: str) -> bytes:
             raise NotFound(f"{path}: no such file")
         size = path.stat().st_size
         if size > MAX_BOOK_FILE_BYTES:
-            raise UnreadableBook(f"{label}: refused: file is {size // 2**20} MB (limit {MAX_BOOK_FILE_BYTES // 2**20} MB)")
+            raise UnreadableBook(
+                f"{label}: refused: file is {size // 2**20} MB (limit {MAX_BOOK_FILE_BYTES // 2**20} MB)"
+            )
         with path.open("rb") as fh:
             data = fh.read(MAX_BOOK_FILE_BYTES + 1)
     except BadInput:
@@ -175,7 +187,9 @@ def sniff_format(data: bytes, label: str = "book") -> tuple[str | None, str]:
     if head.startswith("<"):
         if re.search(r"<(?:\w+:)?FictionBook[\s>]", head):
             return "fb2", "an FB2 book"
-        if re.match(r"<(?:!DOCTYPE\s+html|html[\s>])", head, re.IGNORECASE) or re.search(r"<html[\s>]", head[:2000], re.IGNORECASE):
+        if re.match(r"<(?:!DOCTYPE\s+html|html[\s>])", head, re.IGNORECASE) or re.search(
+            r"<html[\s>]", head[:2000], re.IGNORECASE
+        ):
             return None, "an HTML document"
         if head.startswith("<?xml") or re.match(r"<[A-Za-z_]", head):
             root = re.search(r"<([A-Za-z_][\w:.-]*)[\s>/]", re.sub(r"<[?!][^>]*>", "", head))

@@ -96,8 +96,10 @@ def _read_package(archive: SafeZip, label: str) -> Package:
         raise UnreadableBook(f"{label}: broken EPUB: OPF package file {chosen.get('full-path')!r} is missing")
     root = parse_xml(archive.read(opf_path), f"{label}: {opf_path}", what="OPF")
     if root.tag != f"{{{OPF_NS}}}package":
-        raise UnreadableBook(f"{label}: broken EPUB: {opf_path} is not an OPF package (root {root.tag!r}; "
-                       f"expected <package> in namespace {OPF_NS})")
+        raise UnreadableBook(
+            f"{label}: broken EPUB: {opf_path} is not an OPF package (root {root.tag!r}; "
+            f"expected <package> in namespace {OPF_NS})"
+        )
     for part in ("metadata", "manifest", "spine"):
         if root.find(f"{{{OPF_NS}}}{part}") is None:
             raise UnreadableBook(f"{label}: broken EPUB: {opf_path} has no <{part}>")
@@ -109,9 +111,14 @@ def _read_package(archive: SafeZip, label: str) -> Package:
     if invalid:
         warnings.append(f"ignored {len(invalid)} manifest item(s) without id or href")
     cover_meta = next((m for m in root.iter(f"{{{OPF_NS}}}meta") if m.get("name") == "cover"), None)
-    return Package(archive, opf_path, etree.tostring(root, encoding="utf-8", xml_declaration=True),
-                   root.get("version", ""), cover_meta.get("content", "") if cover_meta is not None else "",
-                   warnings)
+    return Package(
+        archive,
+        opf_path,
+        etree.tostring(root, encoding="utf-8", xml_declaration=True),
+        root.get("version", ""),
+        cover_meta.get("content", "") if cover_meta is not None else "",
+        warnings,
+    )
 
 
 def _refuse_entities_in_members(archive: SafeZip) -> None:
@@ -145,8 +152,9 @@ def _load_with_ebooklib(package: Package, label: str):
 
         def _load_spine(self):
             spine = self.container.find(f"{{{OPF_NS}}}spine")
-            self.book.spine = [(t.get("idref"), t.get("linear", "yes")) for t in spine
-                               if isinstance(t.tag, str) and t.get("idref")]
+            self.book.spine = [
+                (t.get("idref"), t.get("linear", "yes")) for t in spine if isinstance(t.tag, str) and t.get("idref")
+            ]
             self.book.toc_id = spine.get("toc", "")
 
         def _parse_nav(self, data, base_path, navtype="toc"):
@@ -197,19 +205,25 @@ def _build_book(ebook, package: Package, label: str) -> Book:
             repeats += 1
             seen[path] += 1
             if seen[path] > MAX_SPINE_REPEATS:
-                raise UnreadableBook(f"{label}: refused: the spine lists {path!r} {_spine_count(ebook, path, full_path)} "
-                               f"times (limit {MAX_SPINE_REPEATS}; possible amplification)")
+                raise UnreadableBook(
+                    f"{label}: refused: the spine lists {path!r} {_spine_count(ebook, path, full_path)} "
+                    f"times (limit {MAX_SPINE_REPEATS}; possible amplification)"
+                )
             continue
         seen[path] = 1
         spine_docs.append((path, item.content or b""))  # raw bytes: EpubHtml.get_content() rewrites them
     if repeats:
-        warnings.append(f"spine lists a file more than once ({repeats} repeated entr{'y' if repeats == 1 else 'ies'}); "
-                        "each file's text is read once, at its first position")
+        warnings.append(
+            f"spine lists a file more than once ({repeats} repeated entr{'y' if repeats == 1 else 'ies'}); "
+            "each file's text is read once, at its first position"
+        )
     refusal = drm_refusal(label, [path for path, _ in spine_docs], encrypted)
     if refusal:
         raise UnreadableBook(refusal)
     if encrypted:
-        warnings.append(f"{len(encrypted)} non-text resource(s) are encrypted (images or fonts); the text is unaffected")
+        warnings.append(
+            f"{len(encrypted)} non-text resource(s) are encrypted (images or fonts); the text is unaffected"
+        )
     if not spine_docs:
         raise UnreadableBook(f"{label}: EPUB has no readable chapters (its spine lists no XHTML files)")
 

@@ -103,7 +103,9 @@ def _parse_root(data: bytes, label: str, warnings: list[str]):
             raise UnreadableBook(message) from None
         encoding, convincing = detect_single_byte(data)
         if not convincing:
-            raise UnreadableBook(f"{message} (declared UTF-8 but is not, and no single-byte code page reads it)") from None
+            raise UnreadableBook(
+                f"{message} (declared UTF-8 but is not, and no single-byte code page reads it)"
+            ) from None
         text = _XML_DECL.sub(b"", data, count=1).decode(encoding, errors="replace")
         try:
             root = etree.fromstring(text, parser=safe_xml_parser())

@@ -78,6 +78,7 @@ class TextBudget:
                 f"{TEXT_CHARS_FLOOR:,}, at most {MAX_BOOK_TEXT_CHARS:,}; possible amplification)"
             )
 
+
 # An entity declaration in any encoding we might meet (UTF-8/ASCII-compatible and both UTF-16s).
 _ENTITY_DECL = [b"<!ENTITY", "<!ENTITY".encode("utf-16-le"), "<!ENTITY".encode("utf-16-be")]
 
@@ -168,8 +169,15 @@ class SafeZip:
         try:
             with self.zf.open(info) as fh:
                 data = fh.read(MAX_ZIP_MEMBER_UNCOMPRESSED + 1)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError,
-                EOFError, ValueError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            NotImplementedError,
+            RuntimeError,
+            OSError,
+            EOFError,
+            ValueError,
+        ) as exc:
             raise UnreadableBook(f"{self.label}: damaged zip member {stored!r}: {_first_line(exc)}") from None
         except Exception as exc:  # zlib.error and friends
             raise UnreadableBook(f"{self.label}: damaged zip member {stored!r}: {_first_line(exc)}") from None
@@ -178,8 +186,10 @@ class SafeZip:
         self.inflated += len(data)
         budget = archive_budget(len(self.data))
         if self.inflated > budget:
-            raise UnreadableBook(f"{self.label}: refused: zip members read so far inflate to more than "
-                           f"{budget // 2**20} MB from a {len(self.data) // 1024} KB archive (possible zip bomb)")
+            raise UnreadableBook(
+                f"{self.label}: refused: zip members read so far inflate to more than "
+                f"{budget // 2**20} MB from a {len(self.data) // 1024} KB archive (possible zip bomb)"
+            )
         self._cache[stored] = data
         return data
 

@@ -35,14 +35,91 @@ PREAMBLE_MIN_CHARS = 500
 WRAPPED_LINE_MAX = 90  # a "wrapped" file keeps 95% of its lines at most this long
 HEADING_MAX_CHARS = 80
 
-_RU_NUMBER_STEMS = ["перв", "втор", "трет", "четв", "пят", "шест", "седьм", "восьм", "девят", "десят", "одиннадц", "двенадц", "тринадц", "четырнадц", "пятнадц", "шестнадц", "семнадц", "восемнадц", "девятнадц", "двадц", "тридц", "сорок", "пятьдес", "шестьдес", "семьдес", "восемьдес", "девяност", "сто", "сот", "последн", "заключит"]
-_EN_NUMBER_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth", "last", "final"]
+_RU_NUMBER_STEMS = [
+    "перв",
+    "втор",
+    "трет",
+    "четв",
+    "пят",
+    "шест",
+    "седьм",
+    "восьм",
+    "девят",
+    "десят",
+    "одиннадц",
+    "двенадц",
+    "тринадц",
+    "четырнадц",
+    "пятнадц",
+    "шестнадц",
+    "семнадц",
+    "восемнадц",
+    "девятнадц",
+    "двадц",
+    "тридц",
+    "сорок",
+    "пятьдес",
+    "шестьдес",
+    "семьдес",
+    "восемьдес",
+    "девяност",
+    "сто",
+    "сот",
+    "последн",
+    "заключит",
+]
+_EN_NUMBER_WORDS = [
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "last",
+    "final",
+]
 _ROMAN = r"M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})"
 _NUMBER = rf"(?:\d+|{_ROMAN}|[IVXLCDM]+)"
 
 _HEADING_PATTERNS = [
     re.compile(rf"^(?:глава|часть|книга|том)\s+(?:{_NUMBER}|(?:{'|'.join(_RU_NUMBER_STEMS)})\w*)\b", re.IGNORECASE),
-    re.compile(rf"^(?:chapter|book|part|volume|letter)\s+(?:{_NUMBER}|(?:{'|'.join(_EN_NUMBER_WORDS)})\b)", re.IGNORECASE),
+    re.compile(
+        rf"^(?:chapter|book|part|volume|letter)\s+(?:{_NUMBER}|(?:{'|'.join(_EN_NUMBER_WORDS)})\b)", re.IGNORECASE
+    ),
     re.compile(rf"^(?=[IVXLCDM])(?:{_ROMAN})(?:\.\s*\S.*|\.)?$"),
     re.compile(r"^(?:пролог|эпилог|prologue|epilogue|preface|предисловие|послесловие)\.?$", re.IGNORECASE),
 ]
@@ -54,11 +131,45 @@ _GUTENBERG_TITLE = re.compile(r"^Title:\s*(.+)$", re.MULTILINE)
 CYRILLIC_CODEPAGES = ("cp1251", "koi8-r", "cp866")
 DETECT_SAMPLE_BYTES = 1 << 20
 # Russian letter frequencies per mille (ё counted as е), the reference a decoding is compared with.
-_RUSSIAN_FREQ = dict(zip(
-    "оеаинтсрвлкмдпуяызьбгчйхжшюцщэфъ",
-    (109.7, 84.9, 80.1, 73.5, 67.0, 62.6, 54.7, 47.3, 45.4, 44.0, 34.9, 32.1, 29.8, 28.1, 26.2, 20.1, 19.0,
-     16.5, 17.4, 15.9, 17.0, 14.4, 12.1, 9.7, 9.4, 7.3, 6.4, 4.8, 3.6, 3.2, 2.6, 0.4),
-))
+_RUSSIAN_FREQ = dict(
+    zip(
+        "оеаинтсрвлкмдпуяызьбгчйхжшюцщэфъ",
+        (
+            109.7,
+            84.9,
+            80.1,
+            73.5,
+            67.0,
+            62.6,
+            54.7,
+            47.3,
+            45.4,
+            44.0,
+            34.9,
+            32.1,
+            29.8,
+            28.1,
+            26.2,
+            20.1,
+            19.0,
+            16.5,
+            17.4,
+            15.9,
+            17.0,
+            14.4,
+            12.1,
+            9.7,
+            9.4,
+            7.3,
+            6.4,
+            4.8,
+            3.6,
+            3.2,
+            2.6,
+            0.4,
+        ),
+    )
+)
 _RUSSIAN_NORM = math.sqrt(sum(v * v for v in _RUSSIAN_FREQ.values()))
 _CYRILLIC_PUNCTUATION = set("«»—–…№„“”‘’•\xa0")
 MIN_LETTER_SHARE = 0.9  # of the high bytes, this share must decode to Cyrillic letters or that punctuation
@@ -81,8 +192,10 @@ def decode_text(data: bytes, label: str = "text") -> tuple[str, str]:
         pass
     encoding, convincing = detect_single_byte(data)
     if not convincing:
-        raise UnreadableBook(f"{label}: cannot tell the text's encoding (not UTF-8 or UTF-16, and neither "
-                       f"{', '.join(CYRILLIC_CODEPAGES)} nor cp1252 reads it as text); save it as UTF-8")
+        raise UnreadableBook(
+            f"{label}: cannot tell the text's encoding (not UTF-8 or UTF-16, and neither "
+            f"{', '.join(CYRILLIC_CODEPAGES)} nor cp1252 reads it as text); save it as UTF-8"
+        )
     return data.decode(encoding, errors="replace"), encoding
 
 
@@ -106,12 +219,17 @@ def detect_single_byte(data: bytes) -> tuple[str, bool]:
     ascii_letters = len(sample) - len(sample.translate(None, _ASCII_LETTERS))
     if not high or high / (high + ascii_letters) <= 0.3:
         return "cp1252", True  # mostly ASCII letters: Western text with a few accents
-    scored = sorted(((_cyrillic_score(sample, encoding, high), encoding) for encoding in CYRILLIC_CODEPAGES),
-                    reverse=True)
+    scored = sorted(
+        ((_cyrillic_score(sample, encoding, high), encoding) for encoding in CYRILLIC_CODEPAGES), reverse=True
+    )
     (similarity, plausible, lowercase), encoding = scored[0]
     runner_up = scored[1][0][0]
-    convincing = (similarity >= MIN_SIMILARITY and plausible >= MIN_LETTER_SHARE
-                  and lowercase >= MIN_LOWERCASE_SHARE and similarity - runner_up >= MIN_MARGIN)
+    convincing = (
+        similarity >= MIN_SIMILARITY
+        and plausible >= MIN_LETTER_SHARE
+        and lowercase >= MIN_LOWERCASE_SHARE
+        and similarity - runner_up >= MIN_MARGIN
+    )
     return encoding, convincing
 
 
@@ -212,7 +330,7 @@ def _is_subtitle(paragraph: str) -> bool:
         0 < len(paragraph) <= 60
         and not is_heading(paragraph)
         and paragraph[0] not in "—–-«\"“'„("
-        and paragraph[-1] not in ".…:;,»\"”—-"
+        and paragraph[-1] not in '.…:;,»"”—-'
     )
 
 
@@ -273,8 +391,11 @@ def build_chapters(paragraphs: list[str]) -> tuple[list[Chapter], str]:
             title = para
             # A chapter subtitle («Дурное поведение») on the next line joins the title.
             nxt = index + 1
-            if nxt < len(paragraphs) and not marks[nxt] and _is_subtitle(paragraphs[nxt]) and (
-                nxt + 1 < len(paragraphs) and not marks[nxt + 1]
+            if (
+                nxt < len(paragraphs)
+                and not marks[nxt]
+                and _is_subtitle(paragraphs[nxt])
+                and (nxt + 1 < len(paragraphs) and not marks[nxt + 1])
             ):
                 title = f"{para.rstrip('.')}. {paragraphs[nxt]}"
                 pending.append(paragraphs[nxt])
@@ -322,7 +443,9 @@ _AUTHOR_THEN_TITLE = re.compile(r"^((?:[A-ZА-ЯЁ][a-zа-яё’'-]*\.? ?){2,3}
 # The front matter that opens many files but never names the book: a dedication, an epigraph, a preface.
 _NOT_A_TITLE = re.compile(
     r"^(?:посвящ|эпиграф|от автора|от издател|предислови|вместо предислови|введение|оглавление|содержание|"
-    r"dedicat|to my |to the memory|in memory|epigraph|preface|foreword|introduction|contents\b)", re.IGNORECASE)
+    r"dedicat|to my |to the memory|in memory|epigraph|preface|foreword|introduction|contents\b)",
+    re.IGNORECASE,
+)
 TITLE_MAX_WORDS = 12
 
 
@@ -360,10 +483,19 @@ def _first_short(lines: list[str]) -> str:
     """The first line if short enough to be a title; skips an author line («Александр Пушкин», «МАКСИМ
     ГОРЬКИЙ» over «Детство») and an author before a full stop («Михаил Лермонтов. Герой нашего времени»)."""
     short = [line for line in lines[:2] if len(line) <= HEADING_MAX_CHARS]
-    if len(short) == 2 and not is_heading(short[1]) and (
+    if (
+        len(short) == 2
+        and not is_heading(short[1])
+        and (
             (_PERSON_NAME.match(short[0]) and not _PERSON_NAME.match(short[1]))
-            or (_CAPS_PERSON_NAME.match(short[0]) and short[1][0].isupper() and not short[1].isupper()
-                and likely_title(short[1]))):
+            or (
+                _CAPS_PERSON_NAME.match(short[0])
+                and short[1][0].isupper()
+                and not short[1].isupper()
+                and likely_title(short[1])
+            )
+        )
+    ):
         return _tidy(short[1])
     if lines and len(lines[0]) <= HEADING_MAX_CHARS:
         split = _AUTHOR_THEN_TITLE.match(lines[0])

@@ -54,11 +54,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    home: Annotated[Path | None, typer.Option("--home", help="Data directory (default: $BOOKREADER_HOME or the user data dir).")] = None,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Data directory (default: $BOOKREADER_HOME or the user data dir).")
+    ] = None,
     json_mode: Annotated[bool, typer.Option("--json", help="JSON output for the command that follows.")] = False,
     log_format: Annotated[str, typer.Option("--log-format", help="Log lines on stderr: text or json.")] = "text",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress and info messages.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     from bookreader_cli.output import setup_logging
 
@@ -74,8 +78,13 @@ def json_wanted(json_mode: bool) -> bool:
     return json_mode or state["json"]
 
 
-def run(fn: Callable, json_mode: bool, human: Callable[[dict], None] | None = None,
-        failed: Callable[[dict], bool] | None = None, stdout_taken: bool = False):
+def run(
+    fn: Callable,
+    json_mode: bool,
+    human: Callable[[dict], None] | None = None,
+    failed: Callable[[dict], bool] | None = None,
+    stdout_taken: bool = False,
+):
     """Call fn(ctx), print its result, exit with the contract's code.
 
     stdout_taken: the command wrote its data to stdout (`-o -`), so a --json summary goes to stderr."""

@@ -23,18 +23,29 @@ class _DefaultCommandGroup(TyperGroup):
 
 
 cfi_app = typer.Typer(
-    cls=_DefaultCommandGroup, no_args_is_help=True,
-    help="EPUB CFIs for epub.js readers: `cfi BOOK` computes the locations (same as `cfi generate BOOK`).")
+    cls=_DefaultCommandGroup,
+    no_args_is_help=True,
+    help="EPUB CFIs for epub.js readers: `cfi BOOK` computes the locations (same as `cfi generate BOOK`).",
+)
 app.add_typer(cfi_app, name="cfi")
 BookRefArg = Annotated[str, typer.Argument(help="Book id, sha256 prefix, or an EPUB file (imported if new).")]
-OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="Write the data to FILE (atomically), or - for stdout.")]
+OutputOpt = Annotated[
+    str | None, typer.Option("--output", "-o", help="Write the data to FILE (atomically), or - for stdout.")
+]
 
 
 @cfi_app.command("generate")
 def cfi_generate(
-    books: Annotated[list[str], typer.Argument(help="Book ids, sha256 prefixes, EPUB files (imported if new) or directories of them.")],
-    chars: Annotated[int | None, typer.Option("--chars", help="Characters per location, as epub.js locations.generate(N).")] = None,
-    count: Annotated[int | None, typer.Option("--count", help="About this many locations (default: settings cfi.count, 2000).")] = None,
+    books: Annotated[
+        list[str],
+        typer.Argument(help="Book ids, sha256 prefixes, EPUB files (imported if new) or directories of them."),
+    ],
+    chars: Annotated[
+        int | None, typer.Option("--chars", help="Characters per location, as epub.js locations.generate(N).")
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", help="About this many locations (default: settings cfi.count, 2000).")
+    ] = None,
     out: OutputOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:
@@ -54,16 +65,24 @@ def cfi_generate(
         if out:
             raise BadInput("--output writes one book's locations: give one book")
         found, errors = books_for(ctx, books)
-        return many.coded(over_books(found, errors, lambda b: dict(
-            jobs.generate_cfi_locations(ctx, str(b["id"]), count, chars), title=b["title"])))
+        return many.coded(
+            over_books(
+                found,
+                errors,
+                lambda b: dict(jobs.generate_cfi_locations(ctx, str(b["id"]), count, chars), title=b["title"]),
+            )
+        )
 
     def human(result: dict) -> None:
         if not several[0]:
             output.print_summary(result, title="CFI locations")
             return
-        many.show(result, "CFI locations", ["id", "title", "locations", "chars per location", "seconds"],
-                  lambda b: (b["book_id"], b["title"], b["locations_generated"], b["chars"],
-                             b["generation_time_seconds"]))
+        many.show(
+            result,
+            "CFI locations",
+            ["id", "title", "locations", "chars per location", "seconds"],
+            lambda b: (b["book_id"], b["title"], b["locations_generated"], b["chars"], b["generation_time_seconds"]),
+        )
 
     result = run(generate, json_mode, human, stdout_taken=out == "-")
     if several[0]:
@@ -91,8 +110,11 @@ def cfi_from_percentage_cmd(
     """The CFI at a percentage of the book (epub.js locations.cfiFromPercentage over the stored locations)."""
     from bookreader_cli import jobs, output
 
-    run(lambda ctx: jobs.cfi_from_percentage(ctx, book, percentage), json_mode,
-        lambda r: output.print_summary(r, title="CFI from percentage"))
+    run(
+        lambda ctx: jobs.cfi_from_percentage(ctx, book, percentage),
+        json_mode,
+        lambda r: output.print_summary(r, title="CFI from percentage"),
+    )
 
 
 @cfi_app.command("to-percentage")
@@ -104,12 +126,16 @@ def cfi_to_percentage_cmd(
     """How far into the book a CFI is (epub.js locations.percentageFromCfi over the stored locations)."""
     from bookreader_cli import jobs, output
 
-    run(lambda ctx: jobs.cfi_to_percentage(ctx, book, cfi), json_mode,
-        lambda r: output.print_summary(r, title="Percentage from CFI"))
+    run(
+        lambda ctx: jobs.cfi_to_percentage(ctx, book, cfi),
+        json_mode,
+        lambda r: output.print_summary(r, title="Percentage from CFI"),
+    )
 
 
-cache_app = typer.Typer(help="The gzip cache of EPUB files: put, get (byte-identical), stats, clear.",
-                        no_args_is_help=True)
+cache_app = typer.Typer(
+    help="The gzip cache of EPUB files: put, get (byte-identical), stats, clear.", no_args_is_help=True
+)
 app.add_typer(cache_app, name="cache")
 
 
@@ -131,8 +157,12 @@ def cache_get_cmd(book: BookRefArg, out: OutputOpt = None, json_mode: JsonOpt = 
             output.message(f"warning: {result['warning']}")
         output.print_summary(result, title="Cache get", skip=("warning",))
 
-    run(lambda ctx: jobs.get_cached_epub(ctx, book, output.DataOut(out) if out else None), json_mode, human,
-        stdout_taken=out == "-")
+    run(
+        lambda ctx: jobs.get_cached_epub(ctx, book, output.DataOut(out) if out else None),
+        json_mode,
+        human,
+        stdout_taken=out == "-",
+    )
 
 
 @cache_app.command("stats")

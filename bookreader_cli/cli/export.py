@@ -13,7 +13,10 @@ from bookreader_cli.cli.common import JsonOpt, app, run
 @app.command("export")
 def export_cmd(
     book: Annotated[str, typer.Argument(help="Book id, sha256 prefix, or a book file (imported if new).")],
-    html: Annotated[Path | None, typer.Option("--html", help="Write the reader view here: DIR/index.html, descriptions.json, images/.")] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write the reader view here: DIR/index.html, descriptions.json, images/."),
+    ] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Write a processed book as a self-contained web page: its text with every description highlighted,

@@ -9,7 +9,9 @@ import typer
 
 from bookreader_cli.cli.common import JsonOpt, app, run
 
-UserOpt = Annotated[str | None, typer.Option("--user", help="Who asked (kept on each image row; the daily limit counts per user).")]
+UserOpt = Annotated[
+    str | None, typer.Option("--user", help="Who asked (kept on each image row; the daily limit counts per user).")
+]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be done; send, write and record nothing.")]
 
 
@@ -17,43 +19,77 @@ def _images_human(result: dict) -> None:
     from bookreader_cli import output
 
     if result.get("dry_run"):
-        output.print_table(["description", "type", "seed", "prompt"],
-                           [(r["description_id"], r["type"], r["seed"], r["prompt"]) for r in result["requests"]],
-                           title=f"dry run: {len(result['requests'])} requests, {result['allowed_count']} allowed today "
-                                 "(nothing sent)")
+        output.print_table(
+            ["description", "type", "seed", "prompt"],
+            [(r["description_id"], r["type"], r["seed"], r["prompt"]) for r in result["requests"]],
+            title=f"dry run: {len(result['requests'])} requests, {result['allowed_count']} allowed today "
+            "(nothing sent)",
+        )
         if result.get("existing_images"):
-            output.message("already there, not asked again: description "
-                           + ", ".join(str(e["description_id"]) for e in result["existing_images"]))
+            output.message(
+                "already there, not asked again: description "
+                + ", ".join(str(e["description_id"]) for e in result["existing_images"])
+            )
         return
-    output.print_summary(result, title="Images", skip=("generated_images", "failed", "description_ids",
-                                                       "existing_images"))
+    output.print_summary(
+        result, title="Images", skip=("generated_images", "failed", "description_ids", "existing_images")
+    )
     if result["generated_images"]:
-        output.print_table(["description", "file", "bytes", "size", "tries", "seconds"],
-                           [(g["description_id"], Path(g["image_path"]).name, g["size_bytes"],
-                             f"{g['width']}x{g['height']}", g["attempts"], f"{g['generation_time_seconds']:.2f}")
-                            for g in result["generated_images"]], title="Generated")
+        output.print_table(
+            ["description", "file", "bytes", "size", "tries", "seconds"],
+            [
+                (
+                    g["description_id"],
+                    Path(g["image_path"]).name,
+                    g["size_bytes"],
+                    f"{g['width']}x{g['height']}",
+                    g["attempts"],
+                    f"{g['generation_time_seconds']:.2f}",
+                )
+                for g in result["generated_images"]
+            ],
+            title="Generated",
+        )
     if result.get("existing_images"):
-        output.print_table(["description", "file"], [(e["description_id"], Path(e["image_path"]).name)
-                                                     for e in result["existing_images"]],
-                           title="Already there (not asked again)")
+        output.print_table(
+            ["description", "file"],
+            [(e["description_id"], Path(e["image_path"]).name) for e in result["existing_images"]],
+            title="Already there (not asked again)",
+        )
     failed = [f for f in result["failed"] if not f["error"].startswith("not attempted")]
     if failed:
-        output.print_table(["description", "error"], [(f["description_id"], f["error"]) for f in failed],
-                           title="Failed")
+        output.print_table(
+            ["description", "error"], [(f["description_id"], f["error"]) for f in failed], title="Failed"
+        )
     if result.get("not_attempted_count"):  # after an account error: one line, not a row each
-        output.message(f"{result['not_attempted_count']} more not attempted: the batch stopped (description "
-                       + ", ".join(str(f["description_id"]) for f in result["failed"] if f not in failed) + ")")
+        output.message(
+            f"{result['not_attempted_count']} more not attempted: the batch stopped (description "
+            + ", ".join(str(f["description_id"]) for f in result["failed"] if f not in failed)
+            + ")"
+        )
     if result.get("claimed_elsewhere"):
-        output.message("being drawn by another run right now, not asked again: description "
-                       + ", ".join(str(i) for i in result["claimed_elsewhere"]))
+        output.message(
+            "being drawn by another run right now, not asked again: description "
+            + ", ".join(str(i) for i in result["claimed_elsewhere"])
+        )
 
 
 @app.command("generate-images")
 def generate_images_cmd(
-    description_ids: Annotated[list[int] | None, typer.Argument(help="Description ids (see `bookreader descriptions`).")] = None,
-    book: Annotated[list[str] | None, typer.Option("--book", help="Instead of ids: this book's top descriptions that have no image yet (repeat it for several books).")] = None,
+    description_ids: Annotated[
+        list[int] | None, typer.Argument(help="Description ids (see `bookreader descriptions`).")
+    ] = None,
+    book: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--book",
+            help="Instead of ids: this book's top descriptions that have no image yet (repeat it for several books).",
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="With --book: at most this many (default 10).")] = None,
-    type: Annotated[str | None, typer.Option("--type", help="With --book: only location, character, atmosphere or object.")] = None,
+    type: Annotated[
+        str | None, typer.Option("--type", help="With --book: only location, character, atmosphere or object.")
+    ] = None,
     user: UserOpt = None,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
@@ -95,15 +131,19 @@ def generate_images_cmd(
                 raise BadInput("give description ids or --book ID, not both")
             several[0] = is_library_run(book, False)
             if not several[0]:
-                return jobs.batch_generate_for_book(ctx, book[0], user, limit, type, dry_run, on_plan=on_plan,
-                                                    on_image=on_image)
+                return jobs.batch_generate_for_book(
+                    ctx, book[0], user, limit, type, dry_run, on_plan=on_plan, on_image=on_image
+                )
         found, errors = books_for(ctx, book, import_files=False)
-        return many.coded(over_books(found, errors,
-                                     lambda b: jobs.batch_generate_for_book(ctx, b["id"], user, limit, type, dry_run)))
+        return many.coded(
+            over_books(found, errors, lambda b: jobs.batch_generate_for_book(ctx, b["id"], user, limit, type, dry_run))
+        )
 
     def all_failed(r: dict) -> bool:
-        return not r.get("dry_run") and (bool(r.get("account_error")) or (
-            r["failed_count"] > 0 and r["generated_count"] == 0 and not r.get("existing_count")))
+        return not r.get("dry_run") and (
+            bool(r.get("account_error"))
+            or (r["failed_count"] > 0 and r["generated_count"] == 0 and not r.get("existing_count"))
+        )
 
     def human(result: dict) -> None:
         if not several[0]:
@@ -112,9 +152,18 @@ def generate_images_cmd(
         if dry_run:
             for one in result["books"]:
                 _images_human(one)
-        many.show(result, "Images", ["book", "title", "selected", "generated", "failed"],
-                  lambda b: (b["book_id"], b["title"], b["selected_descriptions"], b.get("generated_count", "dry run"),
-                             b.get("failed_count", "")))
+        many.show(
+            result,
+            "Images",
+            ["book", "title", "selected", "generated", "failed"],
+            lambda b: (
+                b["book_id"],
+                b["title"],
+                b["selected_descriptions"],
+                b.get("generated_count", "dry run"),
+                b.get("failed_count", ""),
+            ),
+        )
 
     result = run(draw, json_mode, human, failed=lambda r: not several[0] and all_failed(r))
     if several[0]:
@@ -125,7 +174,9 @@ def generate_images_cmd(
 
 @app.command("cleanup")
 def cleanup_cmd(
-    days: Annotated[int | None, typer.Option("--days", help="Delete images older than this (default: settings cleanup_days, 30).")] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", help="Delete images older than this (default: settings cleanup_days, 30).")
+    ] = None,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
@@ -134,11 +185,19 @@ def cleanup_cmd(
     from bookreader_cli import jobs, output
 
     def human(result: dict) -> None:
-        output.print_summary(result, title="Cleanup (dry run: nothing deleted)" if dry_run else "Cleanup",
-                             skip=("actions", "deleted_row_ids"))
+        output.print_summary(
+            result,
+            title="Cleanup (dry run: nothing deleted)" if dry_run else "Cleanup",
+            skip=("actions", "deleted_row_ids"),
+        )
         if dry_run:
-            output.print_table(["action", "reason", "target"],
-                               [(a["action"], a["reason"], a.get("path") if a["action"] == "delete_file"
-                                 else f"row {a['row_id']}") for a in result["actions"]], title="Would delete")
+            output.print_table(
+                ["action", "reason", "target"],
+                [
+                    (a["action"], a["reason"], a.get("path") if a["action"] == "delete_file" else f"row {a['row_id']}")
+                    for a in result["actions"]
+                ],
+                title="Would delete",
+            )
 
     run(lambda ctx: jobs.cleanup_old_images(ctx, days, dry_run), json_mode, human)

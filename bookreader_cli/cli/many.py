@@ -34,11 +34,15 @@ def show(document: dict, title: str, columns: list[str], row: Callable[[dict], t
     if document["books"]:
         output.print_table(columns, [row(b) for b in document["books"]], title=title)
     for err in document["errors"]:
-        output.error(f"{err['target']}: {err['error']}" if err["target"] not in err["error"] else err["error"],
-                     False, err["exit_code"])
+        output.error(
+            f"{err['target']}: {err['error']}" if err["target"] not in err["error"] else err["error"],
+            False,
+            err["exit_code"],
+        )
     summary = document["summary"]
-    output.message(", ".join(f"{value} {key}" for key, value in summary.items())
-                   + f" ({document['total_time_seconds']:.1f} s)")
+    output.message(
+        ", ".join(f"{value} {key}" for key, value in summary.items()) + f" ({document['total_time_seconds']:.1f} s)"
+    )
 
 
 def finish(document: dict, json_mode: bool) -> None:

@@ -16,16 +16,26 @@ ProcessorsOpt = Annotated[str | None, typer.Option("--processors", help="Comma-s
 
 @app.command("process")
 def process_cmd(
-    books: Annotated[list[str] | None, typer.Argument(help="Book files, directories of books, or book ids.", show_default=False)] = None,
+    books: Annotated[
+        list[str] | None, typer.Argument(help="Book files, directories of books, or book ids.", show_default=False)
+    ] = None,
     all_books: Annotated[bool, typer.Option("--all", help="Every imported book.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="With several books: redo those already processed with these settings.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With several books: redo those already processed with these settings.")
+    ] = False,
     mode: ModeOpt = None,
     processors: ProcessorsOpt = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (default from settings).")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="local (process pool) or celery (workers anywhere).")] = "local",
-    timeout: Annotated[float | None, typer.Option(
-        "--timeout", help="With --executor celery: give up (exit 1) when the chapters are not all back after S s.",
-    )] = None,
+    executor: Annotated[
+        str, typer.Option("--executor", help="local (process pool) or celery (workers anywhere).")
+    ] = "local",
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="With --executor celery: give up (exit 1) when the chapters are not all back after S s.",
+        ),
+    ] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Find, rank and store books' descriptions, chapter by chapter.
@@ -46,25 +56,57 @@ def process_cmd(
         several[0] = is_library_run(targets, all_books)
         runner = book_runner(executor, ctx.settings, timeout)  # a bad --timeout is refused before the import
         if several[0]:
-            return many.coded(process_library(ctx, targets, all_books, mode, processors, workers, executor, force,
-                                              runner=runner, progress=lambda total: output.progress(total, "chapters")))
+            return many.coded(
+                process_library(
+                    ctx,
+                    targets,
+                    all_books,
+                    mode,
+                    processors,
+                    workers,
+                    executor,
+                    force,
+                    runner=runner,
+                    progress=lambda total: output.progress(total, "chapters"),
+                )
+            )
         book_row = jobs.book_ref_or_file(ctx, targets[0])
         total, _ = ctx.store.chapter_totals(book_row["id"])
         with output.progress(total, "chapters") as advance:
-            return jobs.process_book(ctx, str(book_row["id"]), mode, processors, workers, executor,
-                                     on_chapter=lambda ch, n: advance(f"{ch.title[:40]} ({n})"), runner=runner,
-                                     on_part=lambda ch, k, parts: advance(f"{ch.title[:30]} part {k}/{parts}", 0))
+            return jobs.process_book(
+                ctx,
+                str(book_row["id"]),
+                mode,
+                processors,
+                workers,
+                executor,
+                on_chapter=lambda ch, n: advance(f"{ch.title[:40]} ({n})"),
+                runner=runner,
+                on_part=lambda ch, k, parts: advance(f"{ch.title[:30]} part {k}/{parts}", 0),
+            )
 
     def human(result: dict) -> None:
         if not several[0]:
             output.print_summary(result, title="Processed")
             return
-        many.show(result, "Processed", ["id", "status", "title", "chapters", "descriptions", "seconds"],
-                  lambda b: (b["book_id"], b["status"], b["title"], b["total_chapters"], b["descriptions_found"],
-                             b.get("processing_time_seconds", "-")))
+        many.show(
+            result,
+            "Processed",
+            ["id", "status", "title", "chapters", "descriptions", "seconds"],
+            lambda b: (
+                b["book_id"],
+                b["status"],
+                b["title"],
+                b["total_chapters"],
+                b["descriptions_found"],
+                b.get("processing_time_seconds", "-"),
+            ),
+        )
         if result["summary"]["skipped"]:
-            output.message(f"skipped {result['summary']['skipped']}: unchanged since their last complete run "
-                           "(same text, same settings); --force redoes them")
+            output.message(
+                f"skipped {result['summary']['skipped']}: unchanged since their last complete run "
+                "(same text, same settings); --force redoes them"
+            )
 
     result = run(process, json_mode, human)
     if several[0]:
@@ -87,9 +129,14 @@ def nlp_cmd(
 
     def human(result: dict) -> None:
         output.print_summary(result, title="NLP", skip=("descriptions",))
-        output.print_table(["start", "end", "type", "priority", "processors", "text"],
-                           [(d["start"], d["end"], d["type"], f"{d['priority']:.2f}", ",".join(d["processors"]),
-                             d["text"][:100]) for d in result["descriptions"]], title="Descriptions")
+        output.print_table(
+            ["start", "end", "type", "priority", "processors", "text"],
+            [
+                (d["start"], d["end"], d["type"], f"{d['priority']:.2f}", ",".join(d["processors"]), d["text"][:100])
+                for d in result["descriptions"]
+            ],
+            title="Descriptions",
+        )
 
     run(lambda ctx: jobs.nlp_text(ctx, text, mode, processors, lang), json_mode, human)
 
@@ -111,19 +158,33 @@ def models_cmd(
         return
 
     def human(result: dict) -> None:
-        output.print_table(["processor", "available", "source / reason", "load s"],
-                           [(p["name"], "yes" if p["available"] else "no", p["source"] or p["reason"],
-                             p["load_seconds"] if p["load_seconds"] is not None else "") for p in result["processors"]],
-                           title="NLP processors")
+        output.print_table(
+            ["processor", "available", "source / reason", "load s"],
+            [
+                (
+                    p["name"],
+                    "yes" if p["available"] else "no",
+                    p["source"] or p["reason"],
+                    p["load_seconds"] if p["load_seconds"] is not None else "",
+                )
+                for p in result["processors"]
+            ],
+            title="NLP processors",
+        )
 
     run(lambda ctx: jobs.list_models(ctx, load), json_mode, human)
 
 
 @models_app.command("train-stanza")
 def models_train_stanza(
-    sources: Annotated[list[Path] | None, typer.Argument(help="Russian books or texts to learn from (default: sample_books and ../shared/corpus).")] = None,
+    sources: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Russian books or texts to learn from (default: sample_books and ../shared/corpus)."),
+    ] = None,
     size: Annotated[str, typer.Option("--size", help="smoke (about 1.5 min) or small (about 11 min, 6 MB).")] = "smoke",
-    out: Annotated[Path | None, typer.Option("--out", help="Models directory (default: $BOOKREADER_HOME/models/stanza).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Models directory (default: $BOOKREADER_HOME/models/stanza).")
+    ] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Train small Stanza models here, from Natasha-annotated Russian text (no network needed)."""
@@ -134,8 +195,15 @@ def models_train_stanza(
 
 @models_app.command("fit")
 def models_fit(
-    gold: Annotated[Path | None, typer.Option("--gold", help="Labelled books (default: ../shared/gold): <split>-passages.jsonl + <split>-gold.jsonl.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Directory for ru.json/en.json (default: the package's nlp/scorer/).")] = None,
+    gold: Annotated[
+        Path | None,
+        typer.Option(
+            "--gold", help="Labelled books (default: ../shared/gold): <split>-passages.jsonl + <split>-gold.jsonl."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Directory for ru.json/en.json (default: the package's nlp/scorer/).")
+    ] = None,
     lang: Annotated[str, typer.Option("--lang", help="Languages to fit, comma-separated.")] = "ru,en",
     no_cv: Annotated[bool, typer.Option("--no-cv", help="Skip the leave-one-book-out cross-validation.")] = False,
     json_mode: JsonOpt = False,
@@ -156,7 +224,9 @@ def descriptions_cmd(
     top: Annotated[int | None, typer.Option("--top", help="Only the N with the highest priority.")] = None,
     min_priority: Annotated[float | None, typer.Option("--min-priority", help="Only those at or above.")] = None,
     format: Annotated[str, typer.Option("--format", help="table, json, jsonl or csv.")] = "table",
-    wide: Annotated[bool, typer.Option("--wide", help="Table: every column (chapter, offsets, confidence, consensus, processors).")] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Table: every column (chapter, offsets, confidence, consensus, processors).")
+    ] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """A book's descriptions, highest priority first."""
@@ -173,20 +243,48 @@ def descriptions_cmd(
         if format == "jsonl":
             output.print_jsonl(rows)
         elif format == "csv":
-            output.print_csv(rows, ["id", "chapter_idx", "start", "end", "type", "priority", "confidence",
-                                    "consensus", "processors", "cfi", "text"])
+            output.print_csv(
+                rows,
+                [
+                    "id",
+                    "chapter_idx",
+                    "start",
+                    "end",
+                    "type",
+                    "priority",
+                    "confidence",
+                    "consensus",
+                    "processors",
+                    "cfi",
+                    "text",
+                ],
+            )
         elif wide:
             output.print_table(
                 ["id", "ch", "start", "end", "type", "priority", "conf", "cons", "processors", "text"],
-                [(d["id"], d["chapter_idx"], d["start"], d["end"], d["type"], f"{d['priority']:.2f}",
-                  f"{d['confidence']:.2f}", f"{d['consensus']:.2f}", ",".join(d["processors"]), _cut(d["text"], 400))
-                 for d in rows],
-                title=f"{result['title']}: {result['count']} descriptions")
+                [
+                    (
+                        d["id"],
+                        d["chapter_idx"],
+                        d["start"],
+                        d["end"],
+                        d["type"],
+                        f"{d['priority']:.2f}",
+                        f"{d['confidence']:.2f}",
+                        f"{d['consensus']:.2f}",
+                        ",".join(d["processors"]),
+                        _cut(d["text"], 400),
+                    )
+                    for d in rows
+                ],
+                title=f"{result['title']}: {result['count']} descriptions",
+            )
         else:  # four columns, so on an 80-column terminal the text gets the width
             output.print_table(
                 ["id", "type", "priority", "text"],
                 [(d["id"], d["type"], f"{d['priority']:.2f}", _cut(d["text"], 400)) for d in rows],
-                title=f"{result['title']}: {result['count']} descriptions (--wide: every column)")
+                title=f"{result['title']}: {result['count']} descriptions (--wide: every column)",
+            )
 
     run(lambda ctx: jobs.list_descriptions(ctx, book, type, top, min_priority), format == "json", human)
 

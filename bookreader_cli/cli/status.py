@@ -24,7 +24,9 @@ app.add_typer(runs_app, name="runs")
 
 @app.command("stats")
 def stats_cmd(
-    format: Annotated[str, typer.Option("--format", help="table, json or prometheus (text exposition format).")] = "table",
+    format: Annotated[
+        str, typer.Option("--format", help="table, json or prometheus (text exposition format).")
+    ] = "table",
     json_mode: JsonOpt = False,
 ) -> None:
     """Counts, task runs by queue and state, and storage sizes.
@@ -47,13 +49,18 @@ def stats_cmd(
             sys.stdout.write(ops.to_prometheus(result))
             sys.stdout.flush()
             return
-        output.print_summary(result, title="bookreader stats",
-                             skip=("descriptions_by_type", "images_by_status", "task_runs", "storage_bytes"))
-        output.print_table(["type", "descriptions"], list(result["descriptions_by_type"].items()),
-                           title="Descriptions by type")
+        output.print_summary(
+            result,
+            title="bookreader stats",
+            skip=("descriptions_by_type", "images_by_status", "task_runs", "storage_bytes"),
+        )
+        output.print_table(
+            ["type", "descriptions"], list(result["descriptions_by_type"].items()), title="Descriptions by type"
+        )
         states = list(next(iter(result["task_runs"].values())))
-        output.print_table(["queue", *states], [(q, *c.values()) for q, c in result["task_runs"].items()],
-                           title="Task runs")
+        output.print_table(
+            ["queue", *states], [(q, *c.values()) for q, c in result["task_runs"].items()], title="Task runs"
+        )
         output.print_table(["store", "bytes"], list(result["storage_bytes"].items()), title="Storage")
 
     run(jobs.system_stats, format == "json", human)
@@ -68,12 +75,13 @@ def health_cmd(
     from bookreader_cli import jobs, output
 
     def human(result: dict) -> None:
-        output.print_table(["check", "status", "ms", "detail"],
-                           [(name, c["status"], f"{c['time_ms']:.1f}", c["detail"]) for name, c in result["checks"].items()],
-                           title=f"health: {result['status']} ({result['response_time_ms']:.0f} ms)")
+        output.print_table(
+            ["check", "status", "ms", "detail"],
+            [(name, c["status"], f"{c['time_ms']:.1f}", c["detail"]) for name, c in result["checks"].items()],
+            title=f"health: {result['status']} ({result['response_time_ms']:.0f} ms)",
+        )
 
-    run(lambda ctx: jobs.health_check(ctx, network), json_mode, human,
-        failed=lambda r: r["status"] == "unhealthy")
+    run(lambda ctx: jobs.health_check(ctx, network), json_mode, human, failed=lambda r: r["status"] == "unhealthy")
 
 
 @runs_app.command("list")
@@ -92,17 +100,28 @@ def runs_list(
     def human(result: dict) -> None:
         output.print_table(
             ["id", "task", "state", "tries", "created", "seconds", "error"],
-            [(r["id"][:8], r["task"], r["state"], r["attempts"], time.strftime("%m-%d %H:%M:%S", time.localtime(r["created_at"])),
-              "" if r["duration_seconds"] is None else f"{r['duration_seconds']:.3f}", (r["error"] or "")[:80])
-             for r in result["runs"]],
-            title=f"{result['count']} task runs (newest first)")
+            [
+                (
+                    r["id"][:8],
+                    r["task"],
+                    r["state"],
+                    r["attempts"],
+                    time.strftime("%m-%d %H:%M:%S", time.localtime(r["created_at"])),
+                    "" if r["duration_seconds"] is None else f"{r['duration_seconds']:.3f}",
+                    (r["error"] or "")[:80],
+                )
+                for r in result["runs"]
+            ],
+            title=f"{result['count']} task runs (newest first)",
+        )
 
     run(lambda ctx: jobs.list_runs(ctx, state, task, limit, queue), json_mode, human)
 
 
 @runs_app.command("show")
-def runs_show(run_id: Annotated[str, typer.Argument(help="Run id or an unambiguous prefix of it.")],
-              json_mode: JsonOpt = False) -> None:
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id or an unambiguous prefix of it.")], json_mode: JsonOpt = False
+) -> None:
     """Show one task run with its arguments and result or error."""
     from bookreader_cli import jobs
 

@@ -15,7 +15,9 @@ QueuesOpt = Annotated[str, typer.Option("--queues", "-Q", help="Comma-separated:
 @app.command("worker")
 def celery_worker(
     queues: QueuesOpt = "books,nlp,images,cleanup,celery",
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", help="Worker processes (default: nlp.workers).")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", help="Worker processes (default: nlp.workers).")
+    ] = None,
     pool: Annotated[str, typer.Option("--pool", help="Celery pool: prefork, solo, threads.")] = "prefork",
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info",
     hostname: Annotated[str | None, typer.Option("--hostname", "-n", help="Node name, e.g. nlp1@%h.")] = None,
@@ -25,9 +27,13 @@ def celery_worker(
     from bookreader_cli import output
     from bookreader_cli.workers import control
 
-    command = run(lambda ctx: control.worker_command(ctx.settings, queues, concurrency, pool, loglevel, hostname,
-                                                     celery_args or []),
-                  False, lambda r: output.message(f"starting Celery worker (broker {r['broker']})"))
+    command = run(
+        lambda ctx: control.worker_command(
+            ctx.settings, queues, concurrency, pool, loglevel, hostname, celery_args or []
+        ),
+        False,
+        lambda r: output.message(f"starting Celery worker (broker {r['broker']})"),
+    )
     control.exec_command(command)
 
 
@@ -37,8 +43,11 @@ def celery_beat(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "in
     from bookreader_cli import output
     from bookreader_cli.workers import control
 
-    command = run(lambda ctx: control.beat_command(ctx.settings, loglevel), False,
-                  lambda r: output.message(f"starting Celery beat (broker {r['broker']})"))
+    command = run(
+        lambda ctx: control.beat_command(ctx.settings, loglevel),
+        False,
+        lambda r: output.message(f"starting Celery beat (broker {r['broker']})"),
+    )
     control.exec_command(command)
 
 
@@ -52,9 +61,13 @@ def celery_inspect(
     from bookreader_cli import output
     from bookreader_cli.workers import control
 
-    run(lambda ctx: control.inspect(ctx.settings, what, timeout), json_mode,
-        lambda r: output.print_table(control.worker_columns(r["command"]), control.worker_rows(r),
-                                     title=f"inspect {r['command']}"))
+    run(
+        lambda ctx: control.inspect(ctx.settings, what, timeout),
+        json_mode,
+        lambda r: output.print_table(
+            control.worker_columns(r["command"]), control.worker_rows(r), title=f"inspect {r['command']}"
+        ),
+    )
 
 
 @app.command("purge")
@@ -92,7 +105,9 @@ def cron_schedule(json_mode: JsonOpt = False) -> None:
 @app.command("cron")
 def cron_run(
     job: Annotated[str, typer.Argument(help="cleanup or stats.")],
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for a running instance instead of failing at once.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for a running instance instead of failing at once.")
+    ] = False,
     timeout: Annotated[float | None, typer.Option("--timeout", help="With --wait: give up after S seconds.")] = None,
     json_mode: JsonOpt = False,
 ) -> None:

@@ -92,8 +92,10 @@ def resolve(epub: EpubSource, cfi: str, end: bool = False) -> DomPosition:
     steps, offset = parsed.end_steps() if end else parsed.start_steps()
     missing = _missing_step(section_dom.shape, steps)
     if missing:
-        raise BadInput(f"CFI step {missing} does not exist in spine item {parsed.spine_pos} "
-                       f"({section.href or section.path}): {cfi}")
+        raise BadInput(
+            f"CFI step {missing} does not exist in spine item {parsed.spine_pos} "
+            f"({section.href or section.path}): {cfi}"
+        )
     node_index, node_offset = _find_position(nodes, steps, offset)
     return DomPosition(section.index, section.href, node_index, node_offset)
 

@@ -83,15 +83,16 @@ def _type_key(dtype) -> str:
 
 def _tip(d: dict) -> str:
     processors = d.get("processors") or []
-    return (f"{d.get('type') or 'description'} · priority {float(d.get('priority') or 0):.2f}\n"
-            f"processors: {', '.join(map(str, processors)) or '-'}\n"
-            f"consensus {float(d.get('consensus') or 0):.2f} · confidence {float(d.get('confidence') or 0):.2f}")
+    return (
+        f"{d.get('type') or 'description'} · priority {float(d.get('priority') or 0):.2f}\n"
+        f"processors: {', '.join(map(str, processors)) or '-'}\n"
+        f"consensus {float(d.get('consensus') or 0):.2f} · confidence {float(d.get('confidence') or 0):.2f}"
+    )
 
 
 def _open_mark(d: dict, first: bool, offset: int) -> str:
     """A <mark> for one part of a description; data-o is where the part starts in the chapter text."""
-    attrs = (f' class="d t-{_type_key(d.get("type"))}" data-d="{int(d["id"])}" data-o="{offset}"'
-             f' title="{_esc(_tip(d))}"')
+    attrs = f' class="d t-{_type_key(d.get("type"))}" data-d="{int(d["id"])}" data-o="{offset}" title="{_esc(_tip(d))}"'
     if first:
         attrs = f' id="d{int(d["id"])}" tabindex="0"' + attrs
         if d.get("cfi"):
@@ -112,8 +113,10 @@ def render_paragraph(text: str, start: int, end: int, descriptions: list[dict], 
     stack: list[int] = []
     by_id = {int(d["id"]): d for d in inside}
     for a, b in itertools.pairwise(points):
-        active = sorted((d for d in inside if d["start"] <= a and d["end"] >= b),
-                        key=lambda d: (d["start"], -d["end"], int(d["id"])))
+        active = sorted(
+            (d for d in inside if d["start"] <= a and d["end"] >= b),
+            key=lambda d: (d["start"], -d["end"], int(d["id"])),
+        )
         wanted = [int(d["id"]) for d in active]
         keep = 0
         while keep < len(stack) and keep < len(wanted) and stack[keep] == wanted[keep]:
@@ -129,8 +132,10 @@ def render_paragraph(text: str, start: int, end: int, descriptions: list[dict], 
 
 
 def _figure(pic: dict) -> str:
-    return (f'<figure class="pic" data-for="{int(pic["description_id"])}"><img src="images/{_esc(pic["file"])}" '
-            f'alt="{_esc(pic["prompt"] or "")}" loading="lazy"><figcaption>{_esc(pic["caption"])}</figcaption></figure>')
+    return (
+        f'<figure class="pic" data-for="{int(pic["description_id"])}"><img src="images/{_esc(pic["file"])}" '
+        f'alt="{_esc(pic["prompt"] or "")}" loading="lazy"><figcaption>{_esc(pic["caption"])}</figcaption></figure>'
+    )
 
 
 def render_chapter(chapter: Chapter, descriptions: list[dict], pictures: dict[int, dict]) -> str:
@@ -164,16 +169,19 @@ def _best_list(descriptions: list[dict]) -> str:
         kept = by_type.setdefault(_type_key(d.get("type")), [])
         if len(kept) < BEST_PER_TYPE:
             kept.append(d)
-    best = sorted((d for kept in by_type.values() for d in kept),
-                  key=lambda d: (-float(d.get("priority") or 0), int(d["id"])))
+    best = sorted(
+        (d for kept in by_type.values() for d in kept), key=lambda d: (-float(d.get("priority") or 0), int(d["id"]))
+    )
     items = []
     for d in best:
         words = " ".join(str(d["text"]).split())
         snippet = words[:SNIPPET_CHARS] + ("…" if len(words) > SNIPPET_CHARS else "")
         key = _type_key(d.get("type"))
-        items.append(f'<li class="t-{key}" data-type="{key}"><a href="#d{int(d["id"])}">'
-                     f'<span class="prio">{float(d.get("priority") or 0):.2f}</span>'
-                     f'<span class="chip t-{key}">{_esc(d.get("type") or key)}</span> {_esc(snippet)}</a></li>')
+        items.append(
+            f'<li class="t-{key}" data-type="{key}"><a href="#d{int(d["id"])}">'
+            f'<span class="prio">{float(d.get("priority") or 0):.2f}</span>'
+            f'<span class="chip t-{key}">{_esc(d.get("type") or key)}</span> {_esc(snippet)}</a></li>'
+        )
     return "".join(items)
 
 
@@ -181,8 +189,10 @@ def _type_css(types: list[str]) -> str:
     rules = []
     for key in types:
         colour = TYPE_COLOURS.get(key, OTHER_COLOUR)
-        rules.append(f"mark.t-{key},.chip.t-{key}{{background:{colour}}}"
-                     f".hide-{key} #best li.t-{key}{{display:none}}.hide-{key} mark.t-{key}{{background:none}}")
+        rules.append(
+            f"mark.t-{key},.chip.t-{key}{{background:{colour}}}"
+            f".hide-{key} #best li.t-{key}{{display:none}}.hide-{key} mark.t-{key}{{background:none}}"
+        )
     return "".join(rules)
 
 
@@ -190,8 +200,13 @@ def _csp_hash(source: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode() + "'"
 
 
-def render_page(book: dict, chapters: list[Chapter], descriptions: list[dict], pictures: dict[int, dict],
-                generator: str = "bookreader") -> str:
+def render_page(
+    book: dict,
+    chapters: list[Chapter],
+    descriptions: list[dict],
+    pictures: dict[int, dict],
+    generator: str = "bookreader",
+) -> str:
     """The whole index.html as a string (descriptions as the store gives them, with chapter_idx)."""
     by_chapter: dict[int, list[dict]] = {}
     for d in descriptions:
@@ -200,14 +215,29 @@ def render_page(book: dict, chapters: list[Chapter], descriptions: list[dict], p
     types = list(TYPE_COLOURS) + [t for t in present if t not in TYPE_COLOURS]
     css = _CSS + _type_css(types)
     counts = {t: sum(1 for d in descriptions if _type_key(d.get("type")) == t) for t in types}
-    csp = (f"default-src 'none'; img-src 'self' file: data:; style-src {_csp_hash(css)}; "
-           f"script-src {_csp_hash(_JS)}; base-uri 'none'; form-action 'none'")
+    csp = (
+        f"default-src 'none'; img-src 'self' file: data:; style-src {_csp_hash(css)}; "
+        f"script-src {_csp_hash(_JS)}; base-uri 'none'; form-action 'none'"
+    )
     authors = ", ".join(book.get("authors") or [])
-    meta = " · ".join(x for x in (authors, str(book.get("format") or ""), str(book.get("language") or ""),
-                                   f"{len(chapters)} chapters", f"{len(descriptions)} descriptions",
-                                   f"{len(pictures)} pictures") if x)
-    filters = "".join(f'<label><input type="checkbox" data-type="{t}" checked> <span class="chip t-{t}">{t}</span> '
-                      f'{counts[t]}</label>' for t in types if counts[t] or t in TYPE_COLOURS)
+    meta = " · ".join(
+        x
+        for x in (
+            authors,
+            str(book.get("format") or ""),
+            str(book.get("language") or ""),
+            f"{len(chapters)} chapters",
+            f"{len(descriptions)} descriptions",
+            f"{len(pictures)} pictures",
+        )
+        if x
+    )
+    filters = "".join(
+        f'<label><input type="checkbox" data-type="{t}" checked> <span class="chip t-{t}">{t}</span> '
+        f"{counts[t]}</label>"
+        for t in types
+        if counts[t] or t in TYPE_COLOURS
+    )
     toc = "".join(f'<li><a href="#ch{int(c.idx)}">{_esc(c.title or c.idx)}</a></li>' for c in chapters)
     lang = re.sub(r"[^A-Za-z-]", "", str(book.get("language") or ""))
     parts = [
@@ -216,20 +246,34 @@ def render_page(book: dict, chapters: list[Chapter], descriptions: list[dict], p
         '<meta name="referrer" content="no-referrer"><meta name="viewport" content="width=device-width,initial-scale=1">',
         f'<meta name="generator" content="{_esc(generator)}">',
         f"<title>{_esc(book.get('title') or '')}</title><style>{css}</style></head><body>",
-        f'<header><h1>{_esc(book.get("title") or "")}</h1><p>{_esc(meta)}</p></header>',
+        f"<header><h1>{_esc(book.get('title') or '')}</h1><p>{_esc(meta)}</p></header>",
         f'<main><details class="toc"><summary>Chapters ({len(chapters)})</summary><ol>{toc}</ol></details>',
     ]
     parts.extend(render_chapter(c, by_chapter.get(int(c.idx), []), pictures) for c in chapters)
-    parts.append(f'</main><aside><h2>Best passages</h2><div id="filters">{filters}</div>'
-                 f'<ol id="best">{_best_list(descriptions)}</ol></aside>')
+    parts.append(
+        f'</main><aside><h2>Best passages</h2><div id="filters">{filters}</div>'
+        f'<ol id="best">{_best_list(descriptions)}</ol></aside>'
+    )
     parts.append(f"<script>{_JS}</script></body></html>")
     return "".join(parts)
 
 
 def description_records(descriptions: list[dict], pictures: dict[int, dict]) -> list[dict]:
     """descriptions.json's rows: the stored fields, plus the picture (relative path, prompt) when there is one."""
-    keys = ("id", "chapter_idx", "chapter_title", "start", "end", "type", "priority", "confidence", "consensus",
-            "processors", "cfi", "text")
+    keys = (
+        "id",
+        "chapter_idx",
+        "chapter_title",
+        "start",
+        "end",
+        "type",
+        "priority",
+        "confidence",
+        "consensus",
+        "processors",
+        "cfi",
+        "text",
+    )
     rows = []
     for d in descriptions:
         row = {k: d.get(k) for k in keys}
@@ -249,8 +293,15 @@ def _write_atomic(path: Path, data: bytes) -> None:
         temp.unlink(missing_ok=True)
 
 
-def write_site(out_dir: Path, book: dict, chapters: list[Chapter], descriptions: list[dict], images: list[dict],
-               images_dir: Path, generator: str = "bookreader") -> dict:
+def write_site(
+    out_dir: Path,
+    book: dict,
+    chapters: list[Chapter],
+    descriptions: list[dict],
+    images: list[dict],
+    images_dir: Path,
+    generator: str = "bookreader",
+) -> dict:
     """Write index.html, descriptions.json and images/ into out_dir (created if missing); returns what was
     written. `images` are completed image rows (description_id, path relative to images_dir, prompt); a
     row whose file is gone is counted under images_missing and left out."""
@@ -270,19 +321,31 @@ def write_site(out_dir: Path, book: dict, chapters: list[Chapter], descriptions:
         target.parent.mkdir(exist_ok=True)
         if not (target.is_file() and target.stat().st_size == source.stat().st_size):
             shutil.copyfile(source, target)
-        pictures[ident] = {"description_id": ident, "file": source.name, "prompt": row.get("prompt") or "",
-                           "caption": f"picture for description {ident}"}
+        pictures[ident] = {
+            "description_id": ident,
+            "file": source.name,
+            "prompt": row.get("prompt") or "",
+            "caption": f"picture for description {ident}",
+        }
     page = render_page(book, chapters, descriptions, pictures, generator).encode("utf-8")
     _write_atomic(out_dir / "index.html", page)
-    document = {"book": {k: book.get(k) for k in ("id", "title", "authors", "language", "format", "sha256")},
-                "descriptions": description_records(descriptions, pictures)}
+    document = {
+        "book": {k: book.get(k) for k in ("id", "title", "authors", "language", "format", "sha256")},
+        "descriptions": description_records(descriptions, pictures),
+    }
     data = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
     _write_atomic(out_dir / "descriptions.json", data)
     image_bytes = sum((out_dir / "images" / p["file"]).stat().st_size for p in pictures.values())
     return {
-        "output_dir": str(out_dir), "index_html": str(out_dir / "index.html"),
-        "descriptions_json": str(out_dir / "descriptions.json"), "chapters": len(chapters),
-        "descriptions_exported": len(descriptions), "images_copied": len(pictures), "images_missing": missing,
-        "page_bytes": len(page), "json_bytes": len(data), "image_bytes": image_bytes,
+        "output_dir": str(out_dir),
+        "index_html": str(out_dir / "index.html"),
+        "descriptions_json": str(out_dir / "descriptions.json"),
+        "chapters": len(chapters),
+        "descriptions_exported": len(descriptions),
+        "images_copied": len(pictures),
+        "images_missing": missing,
+        "page_bytes": len(page),
+        "json_bytes": len(data),
+        "image_bytes": image_bytes,
         "export_time_seconds": round(time.perf_counter() - started, 3),
     }

@@ -106,8 +106,15 @@ class ImageFetchError(Exception):
     account: the failure was an account error (the client is stopped); not_attempted: nothing was sent for
     this request because the client had stopped before it."""
 
-    def __init__(self, message: str, status: int | None = None, attempts: int = 0, retryable: bool = False,
-                 account: bool = False, not_attempted: bool = False):
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        attempts: int = 0,
+        retryable: bool = False,
+        account: bool = False,
+        not_attempted: bool = False,
+    ):
         super().__init__(message)
         self.status = status
         self.attempts = attempts
@@ -123,8 +130,14 @@ class FetchCancelled(Exception):
 class _Attempt(Exception):
     """One failed attempt: why, whether to retry, and the server's Retry-After if any."""
 
-    def __init__(self, message: str, retryable: bool, status: int | None = None, retry_after: float | None = None,
-                 account: bool = False):
+    def __init__(
+        self,
+        message: str,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+        account: bool = False,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
@@ -348,21 +361,33 @@ class ImageClient:
             pause = self._pause_left()
             if pause > 0:
                 if self._clock() + pause >= deadline:
-                    raise self._give_up(f"the API asked to pause {pause:.1f}s, which would pass the {o.total_timeout:g}s "
-                                        f"deadline", shown, None, attempt - 1)
+                    raise self._give_up(
+                        f"the API asked to pause {pause:.1f}s, which would pass the {o.total_timeout:g}s deadline",
+                        shown,
+                        None,
+                        attempt - 1,
+                    )
                 waits.append(pause)
                 self._wait(pause)
                 self._check_stopped(attempt)
             remaining = deadline - self._clock()
             if self._bucket.acquire(timeout=max(0.0, remaining)) is None:
-                raise self._give_up(f"rate-limit wait would pass the {o.total_timeout:g}s deadline", shown, None,
-                                    attempt - 1)
+                raise self._give_up(
+                    f"rate-limit wait would pass the {o.total_timeout:g}s deadline", shown, None, attempt - 1
+                )
             try:
                 with self._slots:
                     self._check_stopped(attempt)
                     data, ctype = self._attempt(url, deadline)
                 info = self._check_image(data, ctype, request)
-                log.info("image ok: %s (%d bytes, %dx%d, attempt %d)", shown, info.size_bytes, info.width, info.height, attempt)
+                log.info(
+                    "image ok: %s (%d bytes, %dx%d, attempt %d)",
+                    shown,
+                    info.size_bytes,
+                    info.width,
+                    info.height,
+                    attempt,
+                )
                 return FetchResult(data, info, ctype, url, attempt, self._clock() - started, waits)
             except _Attempt as failure:
                 if self._cancelled.is_set():
@@ -376,17 +401,29 @@ class ImageClient:
                     raise ImageFetchError(message, failure.status, attempt, retryable=False) from None
                 if attempt > o.max_retries:
                     log.warning("image failed after %d attempts: %s: %s", attempt, shown, message)
-                    raise ImageFetchError(f"{message} (gave up after {attempt} attempts)", failure.status, attempt, True) from None
+                    raise ImageFetchError(
+                        f"{message} (gave up after {attempt} attempts)", failure.status, attempt, True
+                    ) from None
                 delay = self.backoff(attempt)
                 if failure.retry_after is not None:
                     if failure.retry_after > o.max_retry_after:
-                        raise self._give_up(f"{message}; server asks to wait {failure.retry_after:.0f}s (more than "
-                                            f"{o.max_retry_after:g}s)", shown, failure.status, attempt)
+                        raise self._give_up(
+                            f"{message}; server asks to wait {failure.retry_after:.0f}s (more than "
+                            f"{o.max_retry_after:g}s)",
+                            shown,
+                            failure.status,
+                            attempt,
+                        )
                     self._pause_all(failure.retry_after)
                     delay = max(delay, failure.retry_after)
                 if self._clock() + delay >= deadline:
-                    raise self._give_up(f"{message}; a {delay:.2f}s wait would pass the {o.total_timeout:g}s deadline "
-                                        f"(after {attempt} attempts)", shown, failure.status, attempt)
+                    raise self._give_up(
+                        f"{message}; a {delay:.2f}s wait would pass the {o.total_timeout:g}s deadline "
+                        f"(after {attempt} attempts)",
+                        shown,
+                        failure.status,
+                        attempt,
+                    )
                 log.info("image retry %d/%d in %.2fs: %s: %s", attempt, o.max_retries, delay, shown, message)
                 waits.append(delay)
                 self._wait(delay)
@@ -398,8 +435,11 @@ class ImageClient:
         reason = self._stop_reason
         if reason is not None:
             what = "not attempted" if attempt == 1 else f"stopped after {attempt - 1} attempts"
-            raise ImageFetchError(f"{what}: the batch stopped on an account error ({reason})", attempts=attempt - 1,
-                                  not_attempted=attempt == 1)
+            raise ImageFetchError(
+                f"{what}: the batch stopped on an account error ({reason})",
+                attempts=attempt - 1,
+                not_attempted=attempt == 1,
+            )
 
     def _give_up(self, message: str, shown: str, status: int | None, attempts: int) -> ImageFetchError:
         """A retryable failure we stop retrying (a wait too long): warn, as every other give-up does."""
@@ -413,8 +453,9 @@ class ImageClient:
         if remaining <= 0:
             raise _Attempt(f"total timeout {o.total_timeout:g}s exceeded", retryable=False)
         try:
-            with self._http.stream("GET", url, timeout=self._timeout(remaining),
-                                   extensions={"trace": self._trace}) as response:
+            with self._http.stream(
+                "GET", url, timeout=self._timeout(remaining), extensions={"trace": self._trace}
+            ) as response:
                 status = response.status_code
                 if status != 200:
                     snippet = _read_snippet(response)
@@ -434,8 +475,12 @@ class ImageClient:
                     chunks.append(chunk)
                 data = b"".join(chunks)
                 expected = response.headers.get("Content-Length")
-                if (expected and expected.isdigit() and not response.headers.get("Content-Encoding")
-                        and len(data) != int(expected)):
+                if (
+                    expected
+                    and expected.isdigit()
+                    and not response.headers.get("Content-Encoding")
+                    and len(data) != int(expected)
+                ):
                     raise _Attempt(f"truncated body: {len(data)} of {expected} bytes", retryable=True, status=status)
                 return data, response.headers.get("Content-Type", "")
         except httpx.TimeoutException as exc:
@@ -444,13 +489,15 @@ class ImageClient:
             raise _Attempt(f"connection broken mid-response (truncated body?): {exc}", retryable=True) from None
         except httpx.LocalProtocolError as exc:
             # we could not even form the request (h11 refused a header): nothing was sent, a retry fails alike
-            raise _Attempt(f"request refused locally before sending: {type(exc).__name__}: {exc}",
-                           retryable=False) from None
+            raise _Attempt(
+                f"request refused locally before sending: {type(exc).__name__}: {exc}", retryable=False
+            ) from None
         except httpx.TransportError as exc:
             raise _Attempt(f"network error: {type(exc).__name__}: {exc}", retryable=True) from None
         except (UnicodeError, ValueError) as exc:  # a header or URL that cannot be encoded: a local error too
-            raise _Attempt(f"request refused locally before sending: {type(exc).__name__}: {exc}",
-                           retryable=False) from None
+            raise _Attempt(
+                f"request refused locally before sending: {type(exc).__name__}: {exc}", retryable=False
+            ) from None
 
     def _check_image(self, data: bytes, content_type: str, request: ImageRequest | None = None) -> ImageInfo:
         """A decodable picture of about the size asked; an HTML page, a cut body or a placeholder is worth

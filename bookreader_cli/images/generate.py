@@ -88,6 +88,7 @@ def _request_for(description: dict, options: ImageOptions) -> ImageRequest:
 
 # The columns of store.py's `images` table (minus its id): the row dict handed to on_result has exactly these.
 
+
 def _base_row(description: dict, request: ImageRequest, options: ImageOptions, user) -> dict:
     return {
         "description_id": _description_id(description),
@@ -117,7 +118,9 @@ def api_key_from(options: ImageOptions, environ: dict | None = None, api_key: st
     return check_api_key(raw, options.api_key_env)
 
 
-def _make_one(client: ImageClient, description: dict, options: ImageOptions, images_dir: Path, user) -> tuple[dict, int]:
+def _make_one(
+    client: ImageClient, description: dict, options: ImageOptions, images_dir: Path, user
+) -> tuple[dict, int]:
     """Fetch, validate and store one picture; always returns (row, attempts), the row completed or failed.
     (FetchCancelled passes through: a cancelled request has nothing to record.)"""
     started = time.perf_counter()
@@ -208,7 +211,9 @@ def generate_for_descriptions(
 
     rows = [rows_by_index[i] for i in range(len(descriptions))]
     generated = [
-        _public_image(r, images_dir, attempts_by_index.get(i, 0)) for i, r in enumerate(rows) if r["status"] == COMPLETED
+        _public_image(r, images_dir, attempts_by_index.get(i, 0))
+        for i, r in enumerate(rows)
+        if r["status"] == COMPLETED
     ]
     failed = [{"description_id": r["description_id"], "error": r["error"]} for r in rows if r["status"] != COMPLETED]
     not_attempted = [r for r in rows if r["status"] != COMPLETED and (r["error"] or "").startswith("not attempted")]

@@ -36,15 +36,18 @@ def check_api_key(key: str | None, env_name: str) -> str | None:
     for position, char in enumerate(trimmed, start=1):
         code = ord(char)
         if code > 126:
-            raise BadApiKey(f"the API key in ${env_name} has a non-ASCII character at position {position}; "
-                            "an HTTP header carries printable ASCII only")
+            raise BadApiKey(
+                f"the API key in ${env_name} has a non-ASCII character at position {position}; "
+                "an HTTP header carries printable ASCII only"
+            )
         if code <= 32 or code == 127:
             what = "a space" if char == " " else f"a control character (0x{code:02x})"
-            raise BadApiKey(f"the API key in ${env_name} has {what} at position {position}; "
-                            "an HTTP header carries printable ASCII only")
+            raise BadApiKey(
+                f"the API key in ${env_name} has {what} at position {position}; "
+                "an HTTP header carries printable ASCII only"
+            )
     if trimmed != key:
-        log.warning("the API key in $%s has whitespace around it (a stray newline or \\r?); using it trimmed",
-                    env_name)
+        log.warning("the API key in $%s has whitespace around it (a stray newline or \\r?); using it trimmed", env_name)
     return trimmed
 
 
@@ -52,8 +55,14 @@ def key_forms(key: str | None) -> list[str]:
     """Every spelling of the key an error text might hold, longest first: as given, trimmed, escaped, repr'd."""
     if not key:
         return []
-    forms = {key, key.strip(), key.encode("unicode_escape").decode("ascii"), repr(key)[1:-1],
-             json.dumps(key)[1:-1], ascii(key)[1:-1]}
+    forms = {
+        key,
+        key.strip(),
+        key.encode("unicode_escape").decode("ascii"),
+        repr(key)[1:-1],
+        json.dumps(key)[1:-1],
+        ascii(key)[1:-1],
+    }
     return sorted((f for f in forms if f), key=len, reverse=True)
 
 

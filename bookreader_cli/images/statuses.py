@@ -6,6 +6,21 @@ STATUSES = (COMPLETED, FAILED)
 
 # The columns of an image row, in the order the store writes them.
 IMAGE_ROW_COLUMNS = (
-    "description_id", "book_id", "user", "path", "sha256", "prompt", "params", "seed", "model", "source_url",
-    "size_bytes", "width", "height", "status", "error", "generation_time_seconds", "created_at",
+    "description_id",
+    "book_id",
+    "user",
+    "path",
+    "sha256",
+    "prompt",
+    "params",
+    "seed",
+    "model",
+    "source_url",
+    "size_bytes",
+    "width",
+    "height",
+    "status",
+    "error",
+    "generation_time_seconds",
+    "created_at",
 )

@@ -37,18 +37,33 @@ def import_book(ctx: Context, path: str | Path, title: str | None = None) -> dic
         raise BadInput(f"{path.name}: the book has no text")
     stat = path.stat()
     meta = {
-        "sha256": sha, "path": str(path.resolve()), "file_name": path.name, "file_size": stat.st_size,
-        "file_mtime": stat.st_mtime, "format": book.format, "title": title or book.title or path.stem,
+        "sha256": sha,
+        "path": str(path.resolve()),
+        "file_name": path.name,
+        "file_size": stat.st_size,
+        "file_mtime": stat.st_mtime,
+        "format": book.format,
+        "title": title or book.title or path.stem,
         "title_source": GIVEN_TITLE if title else (book.title_source if book.title else "file name"),
-        "authors": book.authors, "identifiers": book.identifiers,
+        "authors": book.authors,
+        "identifiers": book.identifiers,
         "language": book_language({"language": book.language}, " ".join(c.text[:5000] for c in book.chapters[:4])),
-        "publisher": book.publisher, "date": book.date, "warnings": book.warnings,
+        "publisher": book.publisher,
+        "date": book.date,
+        "warnings": book.warnings,
         "notes": [{"title": n.title, "text": n.text} for n in book.notes],
-        "cover_media_type": book.cover_media_type, "imported_at": time.time(),
+        "cover_media_type": book.cover_media_type,
+        "imported_at": time.time(),
     }
     chapters = [
-        {"idx": i, "title": ch.title, "text": ch.text, "source": ch.source, "char_count": len(ch.text),
-         "paragraphs": [[p.start, p.end, p.kind] for p in ch.paragraphs]}
+        {
+            "idx": i,
+            "title": ch.title,
+            "text": ch.text,
+            "source": ch.source,
+            "char_count": len(ch.text),
+            "paragraphs": [[p.start, p.end, p.kind] for p in ch.paragraphs],
+        }
         for i, ch in enumerate(c for c in book.chapters if c.text)
     ]
     book_id, created = ctx.store.insert_or_get_book(meta, chapters, book.cover)  # another process may have won
@@ -58,11 +73,18 @@ def import_book(ctx: Context, path: str | Path, title: str | None = None) -> dic
 def _import_result(book: dict, ctx: Context, status: str, started: float) -> dict:
     count, chars = ctx.store.chapter_totals(book["id"])
     return {
-        "book_id": book["id"], "status": status, "title": book["title"], "title_source": book.get("title_source"),
+        "book_id": book["id"],
+        "status": status,
+        "title": book["title"],
+        "title_source": book.get("title_source"),
         "authors": book["authors"],
-        "format": book["format"], "language": book["language"], "chapters": count,
-        "characters": chars, "sha256": book["sha256"],
-        "file": book["path"], "warnings": book["warnings"],
+        "format": book["format"],
+        "language": book["language"],
+        "chapters": count,
+        "characters": chars,
+        "sha256": book["sha256"],
+        "file": book["path"],
+        "warnings": book["warnings"],
         "import_time_seconds": round(time.perf_counter() - started, 3),
     }
 
@@ -107,8 +129,7 @@ def list_books(ctx: Context) -> dict:
 def show_book(ctx: Context, ref: str) -> dict:
     book = lookup_book(ctx, ref)
     book["chapters"] = [
-        {"idx": c.idx, "title": c.title, "characters": len(c.text), "paragraphs": len(c.paragraphs),
-         "source": c.source}
+        {"idx": c.idx, "title": c.title, "characters": len(c.text), "paragraphs": len(c.paragraphs), "source": c.source}
         for c in ctx.store.chapters(book["id"])
     ]
     book["descriptions"] = ctx.store.description_count(book["id"])

@@ -29,10 +29,24 @@ class ScheduledJob:
 JOBS: dict[str, ScheduledJob] = {
     job.name: job
     for job in (
-        ScheduledJob("cleanup", "cleanup-old-images", "bookreader.cleanup_old_images", "cleanup_old_images",
-                     minute="0", hour="3", description="delete images older than cleanup_days, every day at 03:00"),
-        ScheduledJob("stats", "system-stats", "bookreader.system_stats", "system_stats",
-                     minute="*/30", hour="*", description="system statistics, every 30 minutes"),
+        ScheduledJob(
+            "cleanup",
+            "cleanup-old-images",
+            "bookreader.cleanup_old_images",
+            "cleanup_old_images",
+            minute="0",
+            hour="3",
+            description="delete images older than cleanup_days, every day at 03:00",
+        ),
+        ScheduledJob(
+            "stats",
+            "system-stats",
+            "bookreader.system_stats",
+            "system_stats",
+            minute="*/30",
+            hour="*",
+            description="system statistics, every 30 minutes",
+        ),
     )
 }
 
@@ -96,15 +110,17 @@ def run_job(ctx, name: str, wait: bool = False, timeout: float | None = None, **
     if fn is None:
         raise JobFailed(f"this build has no jobs.{job.function}() for job {name!r}")
     home = ctx.settings.home
-    with db_lock(ctx.store, f"cron:{name}", wait=wait, timeout=timeout,
-                 busy_message=f"scheduled job {name!r} is already running"):
+    with db_lock(
+        ctx.store, f"cron:{name}", wait=wait, timeout=timeout, busy_message=f"scheduled job {name!r} is already running"
+    ):
         started = time.time()
         record = {"job": name, "started_at": round(started, 3)}
         try:
             result = fn(ctx, **kwargs)
         except Exception as exc:
-            record.update(status="failed", duration_seconds=round(time.time() - started, 3),
-                          error=f"{type(exc).__name__}: {exc}")
+            record.update(
+                status="failed", duration_seconds=round(time.time() - started, 3), error=f"{type(exc).__name__}: {exc}"
+            )
             append_log(home, name, record)
             raise
         record.update(status="ok", duration_seconds=round(time.time() - started, 3), result=result)

@@ -46,8 +46,9 @@ def _positive(value: int | None, option: str) -> None:
         raise BadInput(f"{option} must be a positive whole number, not {value!r}")
 
 
-def _generate_locations_run(ctx: Context, book: dict, given: Path | None, count: int | None, chars: int | None,
-                            write=None) -> dict:
+def _generate_locations_run(
+    ctx: Context, book: dict, given: Path | None, count: int | None, chars: int | None, write=None
+) -> dict:
     from bookreader_cli import runs
 
     if chars is None and count is None:
@@ -67,16 +68,22 @@ def _generate_locations_run(ctx: Context, book: dict, given: Path | None, count:
             "generation_time_seconds": round(time.perf_counter() - started, 3),
             "file_format": "epub",
             "status": "completed",
-            "chars": used, "requested_count": args["locations_count"], "epub_version": book["format"],
-            "title": book["title"], "source": source, "output": written,
-            "first": locations[0] if locations else None, "last": locations[-1] if locations else None,
+            "chars": used,
+            "requested_count": args["locations_count"],
+            "epub_version": book["format"],
+            "title": book["title"],
+            "source": source,
+            "output": written,
+            "first": locations[0] if locations else None,
+            "last": locations[-1] if locations else None,
         }
 
     return runs.record(ctx.store, "generate_cfi_locations", "books", args, job, retries=2)
 
 
-def generate_cfi_locations(ctx: Context, ref: str, locations_count: int | None = None, chars: int | None = None,
-                           write=None) -> dict:
+def generate_cfi_locations(
+    ctx: Context, ref: str, locations_count: int | None = None, chars: int | None = None, write=None
+) -> dict:
     """The book's epub.js locations (the seed's generate_cfi_locations_task): exactly what epub.js
     `locations.generate(chars)` gives, or about `locations_count` of them (default settings.cfi.count).
     They are stored with the book; `write(json_text)`, if given, receives what `locations.save()` would
@@ -107,8 +114,14 @@ def cfi_from_percentage(ctx: Context, ref: str, percentage: float) -> dict:
         raise BadInput(f"the percentage is a fraction from 0 to 1 (as in epub.js), not {percentage}")
     book, given = _epub_book(ctx, ref, CFI_ONLY_EPUB)
     locations, chars, how = _locations_for(ctx, book, given)
-    return {"book_id": book["id"], "percentage": percentage, "cfi": from_percentage(locations, percentage),
-            "locations": len(locations), "locations_chars": chars, "locations_source": how}
+    return {
+        "book_id": book["id"],
+        "percentage": percentage,
+        "cfi": from_percentage(locations, percentage),
+        "locations": len(locations),
+        "locations_chars": chars,
+        "locations_source": how,
+    }
 
 
 def cfi_to_percentage(ctx: Context, ref: str, cfi_text: str) -> dict:
@@ -119,8 +132,14 @@ def cfi_to_percentage(ctx: Context, ref: str, cfi_text: str) -> dict:
     parse_cfi(cfi_text)
     book, given = _epub_book(ctx, ref, CFI_ONLY_EPUB)
     locations, chars, how = _locations_for(ctx, book, given)
-    return {"book_id": book["id"], "cfi": cfi_text, "percentage": percentage_from_cfi(locations, cfi_text),
-            "locations": len(locations), "locations_chars": chars, "locations_source": how}
+    return {
+        "book_id": book["id"],
+        "cfi": cfi_text,
+        "percentage": percentage_from_cfi(locations, cfi_text),
+        "locations": len(locations),
+        "locations_chars": chars,
+        "locations_source": how,
+    }
 
 
 def resolve_cfi(ctx: Context, ref: str, cfi_text: str, snippet_chars: int = 80) -> dict:
@@ -156,8 +175,10 @@ def cache_epub_file(ctx: Context, ref: str) -> dict:
             kept = epub_source.cached_copy(ctx.settings.cache_dir, book)
             if kept is None:
                 raise epub_source.unavailable(book, problem)
-            raise BadInput(f"book {book['id']}: {problem}; the cache still holds a verified copy "
-                           f"(bookreader cache get {book['id']}) until it expires")
+            raise BadInput(
+                f"book {book['id']}: {problem}; the cache still holds a verified copy "
+                f"(bookreader cache get {book['id']}) until it expires"
+            )
         result = cache_put(ctx.settings.cache_dir, book["id"], path, ttl)
         if result["sha256"] != book["sha256"]:
             raise BadInput(f"book {book['id']}: its file {path} changed while it was being cached")

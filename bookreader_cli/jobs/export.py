@@ -31,9 +31,15 @@ def export_html(ctx: Context, ref: str, out_dir: str | Path) -> dict:
     store = ctx.store
     descriptions = store.descriptions(book["id"], order="position")
     try:
-        result = write_site(target, book, store.chapters(book["id"]), descriptions,
-                            store.completed_images(book["id"]), ctx.settings.images_dir,
-                            generator=f"bookreader {__version__}")
+        result = write_site(
+            target,
+            book,
+            store.chapters(book["id"]),
+            descriptions,
+            store.completed_images(book["id"]),
+            ctx.settings.images_dir,
+            generator=f"bookreader {__version__}",
+        )
     except OSError as exc:
         raise BadInput(f"cannot write {out_dir}: {exc.strerror or exc}") from None
     out = {"book_id": book["id"], "title": book["title"], "format": book["format"], **result}

@@ -22,8 +22,11 @@ def _description_rows(ctx: Context, ids: list[int]) -> list[dict]:
     found = ctx.store.descriptions_to_draw(ids)
     missing = [str(i) for i in ids if i not in found]
     if missing:
-        raise NotFound(f"no description with id {missing[0]}" if len(missing) == 1
-                       else f"no descriptions with ids {', '.join(missing)}")
+        raise NotFound(
+            f"no description with id {missing[0]}"
+            if len(missing) == 1
+            else f"no descriptions with ids {', '.join(missing)}"
+        )
     return [found[i] for i in ids]
 
 
@@ -53,8 +56,14 @@ def _image_key(ctx: Context) -> str | None:
     return api_key_from(ImageOptions.from_settings(ctx.settings.images))
 
 
-def _draw(ctx: Context, descriptions: list[dict], user: str | None, dry_run: bool, api_key: str | None = None,
-          on_image: Callable[[dict], None] | None = None) -> dict:
+def _draw(
+    ctx: Context,
+    descriptions: list[dict],
+    user: str | None,
+    dry_run: bool,
+    api_key: str | None = None,
+    on_image: Callable[[dict], None] | None = None,
+) -> dict:
     """Generate (or, with dry_run, plan) one picture per description; the seed's generate_images_task dict.
 
     With a daily limit the user's count and the generation run under a per-user lock, so two runs at once
@@ -78,9 +87,15 @@ def _draw(ctx: Context, descriptions: list[dict], user: str | None, dry_run: boo
 
     if dry_run:
         used = used_today()
-        return {"user_id": user, "dry_run": True, "requested_count": len(descriptions),
-                "allowed_count": allowed_count(limit, used, len(descriptions)), "used_today": used,
-                "daily_limit_per_user": limit, "requests": plan_requests(descriptions, settings.images)}
+        return {
+            "user_id": user,
+            "dry_run": True,
+            "requested_count": len(descriptions),
+            "allowed_count": allowed_count(limit, used, len(descriptions)),
+            "used_today": used,
+            "daily_limit_per_user": limit,
+            "requests": plan_requests(descriptions, settings.images),
+        }
 
     def save(row: dict) -> None:
         store.save_image_row(row)
@@ -90,12 +105,26 @@ def _draw(ctx: Context, descriptions: list[dict], user: str | None, dry_run: boo
     pause = ApiPause(store.path, settings.images.base_url)
     try:
         if limit <= 0:
-            return generate_for_descriptions(descriptions, settings.images, settings.images_dir, user=user,
-                                             on_result=save, api_key=api_key, pause_board=pause)
+            return generate_for_descriptions(
+                descriptions,
+                settings.images,
+                settings.images_dir,
+                user=user,
+                on_result=save,
+                api_key=api_key,
+                pause_board=pause,
+            )
         with db_lock(store, f"images:user:{user if user is not None else ''}", wait=True):
-            return generate_for_descriptions(descriptions, settings.images, settings.images_dir, user=user,
-                                             on_result=save, used_today=used_today(), api_key=api_key,
-                                             pause_board=pause)
+            return generate_for_descriptions(
+                descriptions,
+                settings.images,
+                settings.images_dir,
+                user=user,
+                on_result=save,
+                used_today=used_today(),
+                api_key=api_key,
+                pause_board=pause,
+            )
     finally:
         pause.close()
 
@@ -114,9 +143,14 @@ def _already_drawn(ctx: Context, descriptions: list[dict], user: str | None) -> 
     return found
 
 
-def generate_images(ctx: Context, description_ids: list[int], user: str | None = None, dry_run: bool = False,
-                    on_plan: Callable[[int], None] | None = None,
-                    on_image: Callable[[dict], None] | None = None) -> dict:
+def generate_images(
+    ctx: Context,
+    description_ids: list[int],
+    user: str | None = None,
+    dry_run: bool = False,
+    on_plan: Callable[[int], None] | None = None,
+    on_image: Callable[[dict], None] | None = None,
+) -> dict:
     """A picture per description id (the seed's generate_images_task). One image failing never stops the
     others: it is recorded (a row with status "failed") and listed under `failed`; an account error stops
     the rest (`account_error`; their rows say "not attempted"). A description this user already has the very
@@ -130,9 +164,13 @@ def generate_images(ctx: Context, description_ids: list[int], user: str | None =
     descriptions = _description_rows(ctx, description_ids)
 
     def listed(existing: dict[int, str]) -> dict:
-        return {"requested_count": len(descriptions), "existing_count": len(existing),
-                "existing_images": [{"description_id": i, "status": "existing", "image_path": p}
-                                    for i, p in existing.items()]}
+        return {
+            "requested_count": len(descriptions),
+            "existing_count": len(existing),
+            "existing_images": [
+                {"description_id": i, "status": "existing", "image_path": p} for i, p in existing.items()
+            ],
+        }
 
     if dry_run:  # sends nothing and records nothing
         existing = _already_drawn(ctx, descriptions, user)
@@ -162,10 +200,16 @@ def generate_images(ctx: Context, description_ids: list[int], user: str | None =
     return runs.record(ctx.store, "generate_images", "images", args, _retry_when_locked(job), retries=2)
 
 
-def batch_generate_for_book(ctx: Context, book_id, user: str | None = None, limit: int | None = None,
-                            type: str | None = None, dry_run: bool = False,
-                            on_plan: Callable[[int], None] | None = None,
-                            on_image: Callable[[dict], None] | None = None) -> dict:
+def batch_generate_for_book(
+    ctx: Context,
+    book_id,
+    user: str | None = None,
+    limit: int | None = None,
+    type: str | None = None,
+    dry_run: bool = False,
+    on_plan: Callable[[int], None] | None = None,
+    on_image: Callable[[dict], None] | None = None,
+) -> dict:
     """Pictures for a book's top descriptions by priority that have no completed image yet (the seed's
     batch_generate_for_book_task); run again, it picks up where failures and limits left off. Two batches
     at once take different descriptions: each is claimed before its request is sent."""
@@ -221,8 +265,9 @@ def batch_generate_for_book(ctx: Context, book_id, user: str | None = None, limi
         return job(True)
     key = _image_key(ctx)
     args = {"book_id": book["id"], "user": user, "limit": limit, "type": type}
-    return runs.record(ctx.store, "batch_generate_for_book", "images", args, _retry_when_locked(lambda: job(False)),
-                       retries=2)
+    return runs.record(
+        ctx.store, "batch_generate_for_book", "images", args, _retry_when_locked(lambda: job(False)), retries=2
+    )
 
 
 def cleanup_old_images(ctx: Context, days_old: int | None = None, dry_run: bool = False) -> dict:
@@ -240,8 +285,9 @@ def cleanup_old_images(ctx: Context, days_old: int | None = None, dry_run: bool 
     keep = ctx.settings.runs_keep_days * 86400.0
 
     def job() -> dict:
-        plan, result = cleanup_images(ctx.settings.images_dir, store.image_files(), days, dry_run,
-                                      delete_rows=store.delete_images)
+        plan, result = cleanup_images(
+            ctx.settings.images_dir, store.image_files(), days, dry_run, delete_rows=store.delete_images
+        )
         result["images_dir"] = str(ctx.settings.images_dir)
         if dry_run:
             result["actions"] = plan

@@ -42,7 +42,9 @@ def is_library_run(targets: list[str], all_books: bool) -> bool:
     return len(targets) > 1 or Path(targets[0]).is_dir()
 
 
-def books_for(ctx, targets: list[str], all_books: bool = False, import_files: bool = True) -> tuple[list[dict], list[dict]]:
+def books_for(
+    ctx, targets: list[str], all_books: bool = False, import_files: bool = True
+) -> tuple[list[dict], list[dict]]:
     """(book rows, errors) for what the user named, each book once, in the order named.
 
     A file is imported when new (`import_files`), a directory contributes its book files, anything else
@@ -71,8 +73,12 @@ def books_for(ctx, targets: list[str], all_books: bool = False, import_files: bo
                     raise BadInput(f"{target}: no book files in this directory")
                 for file in files:
                     try:
-                        add(store.book(import_book(ctx, file)["book_id"]) if import_files else lookup_book(ctx, str(file)),
-                            str(file))
+                        add(
+                            store.book(import_book(ctx, file)["book_id"])
+                            if import_files
+                            else lookup_book(ctx, str(file)),
+                            str(file),
+                        )
                     except BadInput as exc:
                         errors.append({"target": str(file), "error": str(exc), "bad_input": isinstance(exc, BadInput)})
             elif path.exists() or path.suffix or "/" in target:
@@ -88,8 +94,12 @@ def books_for(ctx, targets: list[str], all_books: bool = False, import_files: bo
     return books, errors
 
 
-def over_books(books: list[dict], errors: list[dict], job: Callable[[dict], dict],
-               skip: Callable[[dict], dict | None] | None = None) -> dict:
+def over_books(
+    books: list[dict],
+    errors: list[dict],
+    job: Callable[[dict], dict],
+    skip: Callable[[dict], dict | None] | None = None,
+) -> dict:
     """Run `job(book)` on each book (after `skip(book)`, which returns a result dict to use instead, or
     None); a book whose job fails goes to errors with its exit code and the rest go on."""
     started = time.perf_counter()
@@ -104,15 +114,25 @@ def over_books(books: list[dict], errors: list[dict], job: Callable[[dict], dict
             else:
                 result = job(book)
         except BookreaderError as exc:
-            errors.append({"target": book.get("file") or str(book["id"]), "book_id": book["id"],
-                           "error": str(exc), "bad_input": isinstance(exc, BadInput)})
+            errors.append(
+                {
+                    "target": book.get("file") or str(book["id"]),
+                    "book_id": book["id"],
+                    "error": str(exc),
+                    "bad_input": isinstance(exc, BadInput),
+                }
+            )
             continue
         results.append(result)
     return {
         "books": results,
         "errors": errors,
-        "summary": {"books": len(results) + len(errors), "processed": len(results) - skipped,
-                    "skipped": skipped, "failed": len(errors)},
+        "summary": {
+            "books": len(results) + len(errors),
+            "processed": len(results) - skipped,
+            "skipped": skipped,
+            "failed": len(errors),
+        },
         "total_time_seconds": round(time.perf_counter() - started, 3),
     }
 
@@ -128,9 +148,18 @@ def complete_run(store, book_id: int, run_key: str) -> dict | None:
     return {"chapters": chapters, **store.run_summary(book_id)}
 
 
-def process_library(ctx, targets: list[str], all_books: bool = False, mode: str | None = None,
-                    processors=None, workers: int | None = None, executor: str = "local", force: bool = False,
-                    runner=None, progress=None) -> dict:
+def process_library(
+    ctx,
+    targets: list[str],
+    all_books: bool = False,
+    mode: str | None = None,
+    processors=None,
+    workers: int | None = None,
+    executor: str = "local",
+    force: bool = False,
+    runner=None,
+    progress=None,
+) -> dict:
     """Import what is new, skip each book already processed to the end with these settings (unless
     `force`), process the rest with `runner` (see process_book). `progress(total_chapters)` is a context
     manager yielding advance(text): one bar over every chapter of every book to do."""
@@ -155,12 +184,20 @@ def process_library(ctx, targets: list[str], all_books: bool = False, mode: str 
         run = done.get(book["id"])
         if not run:
             return None
-        return {"book_id": book["id"], "title": book["title"], "file": book["file"], "status": "skipped",
-                "reason": "unchanged since its last complete run (same text, same settings); --force redoes it",
-                "total_chapters": run["chapters"], "descriptions_found": run["descriptions"],
-                "last_run_finished_at": run["finished_at"], "mode": mode, "nlp_processors": names}
+        return {
+            "book_id": book["id"],
+            "title": book["title"],
+            "file": book["file"],
+            "status": "skipped",
+            "reason": "unchanged since its last complete run (same text, same settings); --force redoes it",
+            "total_chapters": run["chapters"],
+            "descriptions_found": run["descriptions"],
+            "last_run_finished_at": run["finished_at"],
+            "mode": mode,
+            "nlp_processors": names,
+        }
 
-    with (progress(total) if progress is not None and total else nullcontext(None)) as advance:
+    with progress(total) if progress is not None and total else nullcontext(None) as advance:
         position = [0]
 
         def job(book: dict) -> dict:
@@ -171,8 +208,9 @@ def process_library(ctx, targets: list[str], all_books: bool = False, mode: str 
                 if advance is not None:
                     advance(f"{label}: {chapter.title[:30]} ({found})")
 
-            result = process_book(ctx, str(book["id"]), mode, names, workers, executor, on_chapter=on_chapter,
-                                  runner=runner)
+            result = process_book(
+                ctx, str(book["id"]), mode, names, workers, executor, on_chapter=on_chapter, runner=runner
+            )
             return dict(result, file=book["file"])
 
         document = over_books(books, errors, job, skip=skipped)

@@ -27,14 +27,28 @@ def run_key(mode: str, processors: list[str], settings) -> str:
     """What a stored chapter result depends on: same key, same descriptions (so a killed run can resume)."""
     from bookreader_cli import __version__
 
-    basis = [__version__, mode, sorted(processors), sorted(settings.nlp.weights.items()), settings.nlp.threshold,
-             settings.nlp.max_description_chars]
+    basis = [
+        __version__,
+        mode,
+        sorted(processors),
+        sorted(settings.nlp.weights.items()),
+        settings.nlp.threshold,
+        settings.nlp.max_description_chars,
+    ]
     return hashlib.sha256(repr(basis).encode()).hexdigest()[:16]
 
 
-def process_book(ctx: Context, ref: str, mode: str | None = None, processors: str | list[str] | None = None,
-                 workers: int | None = None, executor: str = "local", on_chapter=None,
-                 runner: BookRunner | None = None, on_part=None) -> dict:
+def process_book(
+    ctx: Context,
+    ref: str,
+    mode: str | None = None,
+    processors: str | list[str] | None = None,
+    workers: int | None = None,
+    executor: str = "local",
+    on_chapter=None,
+    runner: BookRunner | None = None,
+    on_part=None,
+) -> dict:
     """Find and store a book's descriptions, chapter by chapter (the seed's process_book_task).
 
     `runner` runs the chapters' NLP (default: the local process pool; `runners.book_runner(executor)` gives
@@ -69,8 +83,9 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
         started = time.perf_counter()
         chapters = store.chapters(book["id"])
         # range CFIs, locations and the cache entry (EPUB only)
-        epub = epub_source.EpubExtras(book, chapters, settings.cache_dir, settings.cache.ttl_seconds,
-                                      settings.cfi.count)
+        epub = epub_source.EpubExtras(
+            book, chapters, settings.cache_dir, settings.cache.ttl_seconds, settings.cfi.count
+        )
         lang = book_language(book, chapters[0].text if chapters else "")
         key = run_key(mode, names, settings)
         done = store.chapters_done(book["id"], key)
@@ -105,8 +120,9 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
         by_type = store.descriptions_by_type(book["id"])
         epub_result = epub.finish(lambda text, chars: store.save_locations(book["id"], text, chars))
         if epub_result.get("epub_problem"):  # the descriptions are stored; say what is missing and why
-            log.warning("%s; its descriptions are stored without CFIs and no locations were made",
-                        epub_result["epub_problem"])
+            log.warning(
+                "%s; its descriptions are stored without CFIs and no locations were made", epub_result["epub_problem"]
+            )
         return {
             "book_id": book["id"],
             "total_chapters": len(chapters),
@@ -117,11 +133,18 @@ def process_book(ctx: Context, ref: str, mode: str | None = None, processors: st
             "ensemble_consensus_rate": round(totals["unanimous"] / totals["passed"], 4) if totals["passed"] else 0.0,
             "cfi_locations_generated": epub_result.pop("cfi_locations_generated"),
             "cache_status": epub_result.pop("cache_status"),
-            "title": book["title"], "language": lang, "mode": mode, "executor": executor, "workers": workers,
-            "chapters_processed": len(pending), "chapters_resumed": len(done),
-            "sentences_analyzed": totals["sentences"], "sentences_passed": totals["passed"],
+            "title": book["title"],
+            "language": lang,
+            "mode": mode,
+            "executor": executor,
+            "workers": workers,
+            "chapters_processed": len(pending),
+            "chapters_resumed": len(done),
+            "sentences_analyzed": totals["sentences"],
+            "sentences_passed": totals["passed"],
             "descriptions_by_type": by_type,
-            "processors_unavailable": unavailable, "processor_failures": failures,
+            "processors_unavailable": unavailable,
+            "processor_failures": failures,
             **epub_result,
         }
 
@@ -133,8 +156,10 @@ def check_book_size(book: dict, chars: int, limit: int) -> None:
     """Refuse a book whose NLP would take hours (nlp.max_book_chars; 0: no limit). Measured: the default
     ensemble analyses ~2,600 characters a second on 2 cores, spaCy alone ~35,000 (README, Contracts)."""
     if limit and chars > limit:
-        raise BadInput(f"book {book['id']} has {chars:,} characters of text; `process` takes at most {limit:,} "
-                       f"(nlp.max_book_chars): split the file, or raise the limit if you mean it")
+        raise BadInput(
+            f"book {book['id']} has {chars:,} characters of text; `process` takes at most {limit:,} "
+            f"(nlp.max_book_chars): split the file, or raise the limit if you mean it"
+        )
 
 
 def _store_chapter(store, book_id: int, chapter, descriptions: list[dict], run_key: str) -> None:
@@ -152,8 +177,9 @@ def _store_chapter(store, book_id: int, chapter, descriptions: list[dict], run_k
         raise
 
 
-def nlp_text(ctx: Context, text: str, mode: str | None = None, processors: str | list[str] | None = None,
-             lang: str | None = None) -> dict:
+def nlp_text(
+    ctx: Context, text: str, mode: str | None = None, processors: str | list[str] | None = None, lang: str | None = None
+) -> dict:
     """The seed's process_multi_nlp_ensemble_task for one text, plus the descriptions (offsets into it)."""
     from bookreader_cli import runs
     from bookreader_cli.nlp.runner import analyze_text
@@ -190,8 +216,14 @@ def nlp_text(ctx: Context, text: str, mode: str | None = None, processors: str |
             "descriptions": descriptions,
         }
 
-    return runs.record(ctx.store, "process_multi_nlp_ensemble", "books", {"chars": len(text), "mode": mode,
-                                                                           "processors": names}, job, retries=2)
+    return runs.record(
+        ctx.store,
+        "process_multi_nlp_ensemble",
+        "books",
+        {"chars": len(text), "mode": mode, "processors": names},
+        job,
+        retries=2,
+    )
 
 
 def list_models(ctx: Context, load: bool = False, lang: str = "ru") -> dict:
@@ -211,8 +243,9 @@ def train_stanza(ctx: Context, size: str = "smoke", out: Path | None = None, sou
     return train_stanza_cli(out or ctx.settings.stanza_dir, size=size, sources=sources)
 
 
-def fit_scorers(ctx: Context, gold: Path | None = None, out: Path | None = None, langs=("ru", "en"),
-                cv: bool = True) -> dict:
+def fit_scorers(
+    ctx: Context, gold: Path | None = None, out: Path | None = None, langs=("ru", "en"), cv: bool = True
+) -> dict:
     """Fit the per-processor description scorers on labelled books, print leave-one-book-out CV (stderr),
     write nlp/scorer/<lang>.json (or into `out`)."""
     import sys
@@ -225,14 +258,17 @@ def fit_scorers(ctx: Context, gold: Path | None = None, out: Path | None = None,
     gold = Path(gold) if gold else fit_scorer.DEFAULT_GOLD
     missing = [lang for lang in langs if not fit_scorer.has_gold(gold, lang)]
     if missing:
-        raise BadInput(f"no labelled books for {', '.join(missing)} in {gold} "
-                       f"(expected e.g. {fit_scorer.SPLITS[missing[0]][0]}-passages.jsonl and -gold.jsonl)")
+        raise BadInput(
+            f"no labelled books for {', '.join(missing)} in {gold} "
+            f"(expected e.g. {fit_scorer.SPLITS[missing[0]][0]}-passages.jsonl and -gold.jsonl)"
+        )
     reports = fit_scorer.fit_command(gold, out, langs=langs, cv=cv, echo=lambda line: print(line, file=sys.stderr))
     return {"gold": str(gold), "written": reports.pop("_written", []), "lobo": reports}
 
 
-def list_descriptions(ctx: Context, ref: str, type: str | None = None, top: int | None = None,
-                      min_priority: float | None = None) -> dict:
+def list_descriptions(
+    ctx: Context, ref: str, type: str | None = None, top: int | None = None, min_priority: float | None = None
+) -> dict:
     from bookreader_cli.nlp.base import DESCRIPTION_TYPES
 
     if type and type not in DESCRIPTION_TYPES:

@@ -31,14 +31,20 @@ def health_check(ctx: Context, network: bool = False) -> dict:
     if damage:  # never write into a damaged file, not even the run's own row
         return ops.health(ctx.settings, store.conn, network=network, damage=damage)
     try:
-        return runs.record(store, "health_check", "cleanup", {"network": network},
-                           lambda: ops.health(ctx.settings, store.conn, network=network, damage=damage))
+        return runs.record(
+            store,
+            "health_check",
+            "cleanup",
+            {"network": network},
+            lambda: ops.health(ctx.settings, store.conn, network=network, damage=damage),
+        )
     except sqlite3.Error as exc:  # the run itself could not be recorded: read-only file, full disk
         return ops.health(ctx.settings, None, network=network, store_error=str(exc))
 
 
-def list_runs(ctx: Context, state: str | None = None, task: str | None = None, limit: int = 50,
-              queue: str | None = None) -> dict:
+def list_runs(
+    ctx: Context, state: str | None = None, task: str | None = None, limit: int = 50, queue: str | None = None
+) -> dict:
     from bookreader_cli import runs
 
     rows = runs.list_runs(ctx.store, state=state, task=task, limit=limit, queue=queue)

@@ -32,4 +32,4 @@ def route_pymorphy2_to_pymorphy3() -> None:
     sys.modules["pymorphy2.analyzer"] = pymorphy3.analyzer
     for name in list(sys.modules):
         if name.startswith("pymorphy3."):
-            sys.modules["pymorphy2" + name[len("pymorphy3"):]] = sys.modules[name]
+            sys.modules["pymorphy2" + name[len("pymorphy3") :]] = sys.modules[name]

@@ -83,12 +83,17 @@ def check_settings(settings: Settings) -> None:
         raise setting_error(settings, "nlp.mode", nlp.mode, f"one of {', '.join(MODES)}")
     unknown = [p for p in nlp.processors if p not in known]
     if unknown or not nlp.processors:
-        raise setting_error(settings, "nlp.processors", nlp.processors, f"a non-empty list of {', '.join(known)}"
-                            + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+        raise setting_error(
+            settings,
+            "nlp.processors",
+            nlp.processors,
+            f"a non-empty list of {', '.join(known)}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
+        )
     unknown = [p for p in nlp.weights if p not in known]
     if unknown:
-        raise setting_error(settings, "nlp.weights", nlp.weights, f"weights for {', '.join(known)} "
-                            f"(unknown: {', '.join(unknown)})")
+        raise setting_error(
+            settings, "nlp.weights", nlp.weights, f"weights for {', '.join(known)} (unknown: {', '.join(unknown)})"
+        )
 
 
 def processor_names(processors: str | Sequence[str] | None, nlp: NlpSettings | None = None) -> list[str]:
@@ -101,13 +106,15 @@ def processor_names(processors: str | Sequence[str] | None, nlp: NlpSettings | N
     known = registered()
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise BadInput(f"unknown processor(s) {', '.join(unknown) or '(none given)'}: "
-                       f"expected some of {', '.join(known)}")
+        raise BadInput(
+            f"unknown processor(s) {', '.join(unknown) or '(none given)'}: expected some of {', '.join(known)}"
+        )
     return list(dict.fromkeys(names))
 
 
-def check_request(mode: str, processors: str | Sequence[str] | None = None,
-                  nlp: NlpSettings | None = None) -> list[str]:
+def check_request(
+    mode: str, processors: str | Sequence[str] | None = None, nlp: NlpSettings | None = None
+) -> list[str]:
     """The one check of a request (mode, names, and `single` with several), needing no model: plan() and
     the Celery runner (before it sends anything) both call it, so both executors refuse alike."""
     check_mode(mode)
@@ -117,8 +124,7 @@ def check_request(mode: str, processors: str | Sequence[str] | None = None,
     return names
 
 
-def plan(mode: str, processors: Sequence[str] | None = None, nlp: NlpSettings | None = None,
-         lang: str = "ru") -> Plan:
+def plan(mode: str, processors: Sequence[str] | None = None, nlp: NlpSettings | None = None, lang: str = "ru") -> Plan:
     """Which processors will run: requested ones that are available for `lang` (cheap checks only).
 
     processors=None: the settings' list; in single mode then the first available of SINGLE_PREFERENCE."""
@@ -162,9 +168,14 @@ def check_votes(name: str, result: list[Vote], sentences: list[Sentence]) -> Non
         raise RuntimeError(f"{name} returned {len(result)} votes for {len(sentences)} sentences")
 
 
-def analyze_chapter(chapter: Chapter, lang: str = "ru", mode: str = "ensemble",
-                    processors: Sequence[str] | None = None, nlp: NlpSettings | None = None,
-                    detail: bool = False) -> AnalysisResult:
+def analyze_chapter(
+    chapter: Chapter,
+    lang: str = "ru",
+    mode: str = "ensemble",
+    processors: Sequence[str] | None = None,
+    nlp: NlpSettings | None = None,
+    detail: bool = False,
+) -> AnalysisResult:
     """Find descriptions in one chapter (offsets into its text), every processor in this process."""
     nlp = nlp or NlpSettings()
     plan_ = plan(mode, processors, nlp, lang)
@@ -186,8 +197,14 @@ def analyze_chapter(chapter: Chapter, lang: str = "ru", mode: str = "ensemble",
     return result
 
 
-def analyze_text(text: str, lang: str = "ru", mode: str = "ensemble", processors: Sequence[str] | None = None,
-                 nlp: NlpSettings | None = None, detail: bool = False) -> AnalysisResult:
+def analyze_text(
+    text: str,
+    lang: str = "ru",
+    mode: str = "ensemble",
+    processors: Sequence[str] | None = None,
+    nlp: NlpSettings | None = None,
+    detail: bool = False,
+) -> AnalysisResult:
     """analyze_chapter for a plain text: paragraphs are its "\\n"-separated lines."""
     return analyze_chapter(chapter_from_text(text), lang, mode, processors, nlp, detail)
 
@@ -215,30 +232,48 @@ def finish(text, sentences, votes, failures, timings, plan_: Plan, lang, started
     decisions = ensemble.decide(sentences, votes, plan_.config)
     descriptions = ensemble.merge(text, sentences, decisions, plan_.config)
     timings["total_seconds"] = round(time.perf_counter() - started, 4)
-    summary = {name: {"ran": len(v), "yes": sum(1 for x in v.values() if x.yes),
-                      "mean_score": round(sum(x.score for x in v.values()) / len(v), 4) if v else 0.0}
-               for name, v in votes.items()}
+    summary = {
+        name: {
+            "ran": len(v),
+            "yes": sum(1 for x in v.values() if x.yes),
+            "mean_score": round(sum(x.score for x in v.values()) / len(v), 4) if v else 0.0,
+        }
+        for name, v in votes.items()
+    }
     result = AnalysisResult(
-        mode=plan_.mode, lang=lang, descriptions=descriptions, sentences_total=len(sentences),
-        sentences_passed=sum(1 for d in decisions if d.passed), votes_summary=summary,
-        processors_used=[p for p in plan_.processors if p in votes], processors_unavailable=dict(plan_.unavailable),
-        processor_failures=failures, consensus_rate=ensemble.consensus_rate(decisions), timings=timings,
+        mode=plan_.mode,
+        lang=lang,
+        descriptions=descriptions,
+        sentences_total=len(sentences),
+        sentences_passed=sum(1 for d in decisions if d.passed),
+        votes_summary=summary,
+        processors_used=[p for p in plan_.processors if p in votes],
+        processors_unavailable=dict(plan_.unavailable),
+        processor_failures=failures,
+        consensus_rate=ensemble.consensus_rate(decisions),
+        timings=timings,
     )
-    result.decisions = [asdict(d) | {"start": s.start, "end": s.end, "votes": _sentence_votes(votes, s.index)}
-                        for d, s in zip(decisions, sentences)]
+    result.decisions = [
+        asdict(d) | {"start": s.start, "end": s.end, "votes": _sentence_votes(votes, s.index)}
+        for d, s in zip(decisions, sentences)
+    ]
     return result
 
 
 def _sentence_votes(votes, index: int) -> dict:
     """What each processor that ran on sentence `index` said: score, yes, type."""
-    return {name: {"score": v[index].score, "yes": v[index].yes, "type": v[index].type}
-            for name, v in votes.items() if index in v}
+    return {
+        name: {"score": v[index].score, "yes": v[index].yes, "type": v[index].type}
+        for name, v in votes.items()
+        if index in v
+    }
 
 
 def failed_result(chapter: Chapter, lang, plan_: Plan, failures: dict) -> AnalysisResult:
     """What a chapter yields when every processor failed on it: no descriptions, failures recorded."""
-    return finish(chapter.text, segment(chapter.text, chapter.paragraphs), {}, failures, {}, plan_, lang,
-                  time.perf_counter())
+    return finish(
+        chapter.text, segment(chapter.text, chapter.paragraphs), {}, failures, {}, plan_, lang, time.perf_counter()
+    )
 
 
 def models_report(nlp: NlpSettings | None = None, load: bool = False, lang: str = "ru") -> list[dict]:
@@ -247,8 +282,13 @@ def models_report(nlp: NlpSettings | None = None, load: bool = False, lang: str 
     rows = []
     for name in registered():
         ok, reason, _ = check(name, nlp)
-        row = {"name": name, "available": ok, "reason": "" if ok else reason, "source": reason if ok else "",
-               "load_seconds": None}
+        row = {
+            "name": name,
+            "available": ok,
+            "reason": "" if ok else reason,
+            "source": reason if ok else "",
+            "load_seconds": None,
+        }
         if name in LOADED:
             row["load_seconds"] = getattr(LOADED[name], "load_seconds", None)
         if ok and load:

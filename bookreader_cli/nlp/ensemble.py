@@ -122,12 +122,20 @@ def decide(sentences: list[Sentence], votes: dict[str, dict[int, Vote]], cfg: En
         passed = bool(ran) and (bool(yes) if cfg.union else confidence + EPSILON >= cfg.threshold)
         hits = [votes[p][s.index].evidence.get("features", {}).get("visual_hits") for p in ran]
         hits = [h for h in hits if isinstance(h, (int, float))]
-        out.append(Decision(
-            index=s.index, passed=passed and not excluded, share=round(share, 4),
-            type=None, confidence=round(confidence, 4), ran=ran, yes=yes,
-            unanimous=bool(ran) and len(yes) == len(ran), richness_hits=sum(hits) / len(hits) if hits else 0.0,
-            excluded=excluded,
-        ))
+        out.append(
+            Decision(
+                index=s.index,
+                passed=passed and not excluded,
+                share=round(share, 4),
+                type=None,
+                confidence=round(confidence, 4),
+                ran=ran,
+                yes=yes,
+                unanimous=bool(ran) and len(yes) == len(ran),
+                richness_hits=sum(hits) / len(hits) if hits else 0.0,
+                excluded=excluded,
+            )
+        )
     _assign_types(sentences, votes, out, cfg)
     return out
 
@@ -168,7 +176,9 @@ def _assign_types(sentences: list[Sentence], votes, decisions: list[Decision], c
                 if 0 <= j < len(sentences) and sentences[j].paragraph == s.paragraph:
                     for kind, value in own[j].items():
                         tally[kind] = tally.get(kind, 0.0) + cfg.type_context * value
-        d.type = max(DESCRIPTION_TYPES, key=lambda k: (tally.get(k, 0.0), -DESCRIPTION_TYPES.index(k))) if tally else None
+        d.type = (
+            max(DESCRIPTION_TYPES, key=lambda k: (tally.get(k, 0.0), -DESCRIPTION_TYPES.index(k))) if tally else None
+        )
 
 
 def _same_type(decisions: list[Decision], group: list[int], i: int) -> bool:
@@ -183,16 +193,24 @@ def merge(text: str, sentences: list[Sentence], decisions: list[Decision], cfg: 
     passing = [d.passed for d in decisions]
     # absorb a fragment sandwiched between two passing sentences of the same paragraph
     for i in range(1, len(sentences) - 1):
-        if (decisions[i].excluded == "fragment" and passing[i - 1] and passing[i + 1]
-                and sentences[i - 1].paragraph == sentences[i].paragraph == sentences[i + 1].paragraph):
+        if (
+            decisions[i].excluded == "fragment"
+            and passing[i - 1]
+            and passing[i + 1]
+            and sentences[i - 1].paragraph == sentences[i].paragraph == sentences[i + 1].paragraph
+        ):
             passing[i] = True
     groups: list[list[int]] = []
     for i, s in enumerate(sentences):
         if not passing[i]:
             continue
-        if (groups and groups[-1][-1] == i - 1 and sentences[i - 1].paragraph == s.paragraph
-                and s.end - sentences[groups[-1][0]].start <= cfg.max_chars
-                and (not cfg.split_on_type or _same_type(decisions, groups[-1], i))):
+        if (
+            groups
+            and groups[-1][-1] == i - 1
+            and sentences[i - 1].paragraph == s.paragraph
+            and s.end - sentences[groups[-1][0]].start <= cfg.max_chars
+            and (not cfg.split_on_type or _same_type(decisions, groups[-1], i))
+        ):
             groups[-1].append(i)
         else:
             groups.append([i])
@@ -224,10 +242,17 @@ def _describe(text: str, sents: list[Sentence], decs: list[Decision], cfg: Ensem
     priority = 100.0 * ((1.0 - cfg.richness_weight) * confidence + cfg.richness_weight * richness)
     processors = sorted({p for d in decs for p in (d.yes or d.ran)})
     return Description(
-        start=start, end=end, text=text[start:end], type=kind, priority=round(priority, 2),
-        confidence=round(confidence, 4), processors=processors, consensus=round(consensus, 4),
+        start=start,
+        end=end,
+        text=text[start:end],
+        type=kind,
+        priority=round(priority, 2),
+        confidence=round(confidence, 4),
+        processors=processors,
+        consensus=round(consensus, 4),
         unanimous=all(d.unanimous for d in voted) if voted else False,
-        sentences=[s.index for s in sents], paragraph=sents[0].paragraph,
+        sentences=[s.index for s in sents],
+        paragraph=sents[0].paragraph,
     )
 
 

@@ -26,7 +26,7 @@ from bookreader_cli.nlp.lexicon import (
 )
 
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
-QUOTES = "«»“”„\""
+QUOTES = '«»“”„"'
 DASHES = "—–"
 NEAR = 0.5  # cosine to a seed word from which a word counts as "close to" a visual category
 TYPES = ("location", "character", "atmosphere", "object")
@@ -102,6 +102,7 @@ def type_features(type_scores: dict[str, float], prefix: str = "tev") -> dict[st
 
 
 # ---- word vectors --------------------------------------------------------------------------------------
+
 
 @cache
 def navec_embedding():

@@ -101,14 +101,22 @@ def _add_participles(words: dict[str, set[str]]) -> None:
                     words.setdefault(normalize(form.word), set()).update(categories)
 
 
-
 # How strongly one hit of a category points to its type (a face says "character" more than a candle
 # says "atmosphere"; a room is often only the setting of a character's action).
 TYPE_WEIGHT = {
-    "body": 1.2, "clothing": 1.5, "appearance": 1.2, "animals": 1.0, "posture": 0.8,
-    "light": 1.0, "weather": 1.0, "sound": 1.2,
-    "landscape": 1.0, "architecture": 0.8, "interior": 0.8,
-    "objects": 0.8, "materials": 0.6,
+    "body": 1.2,
+    "clothing": 1.5,
+    "appearance": 1.2,
+    "animals": 1.0,
+    "posture": 0.8,
+    "light": 1.0,
+    "weather": 1.0,
+    "sound": 1.2,
+    "landscape": 1.0,
+    "architecture": 0.8,
+    "interior": 0.8,
+    "objects": 0.8,
+    "materials": 0.6,
 }
 SETTING_CATEGORIES = ("landscape", "architecture", "interior")
 
@@ -136,4 +144,3 @@ def best_type(totals: dict[str, float]) -> str | None:
     if not any(v > 0 for v in totals.values()):
         return None
     return max(TYPE_ORDER, key=lambda k: (totals.get(k, 0.0), -TYPE_ORDER.index(k)))
-

@@ -47,8 +47,13 @@ def score_task(name: str, lang: str, text: str, sentences: list, nlp: NlpSetting
     processor, load_seconds = loaded_processor(name, nlp, lang)
     started = time.perf_counter()
     votes = processor.score(text, sentences, lang)
-    return {"votes": votes, "load_seconds": load_seconds, "score_seconds": time.perf_counter() - started,
-            "pid": os.getpid(), "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "votes": votes,
+        "load_seconds": load_seconds,
+        "score_seconds": time.perf_counter() - started,
+        "pid": os.getpid(),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def analyze_task(chapter: Chapter, lang: str, mode: str, processors, nlp: NlpSettings):
@@ -75,8 +80,12 @@ class NlpPool:
             # workers die with this process (nlp.lifeline); the kernel's parent-death signal follows the
             # thread that spawns them, so it is asked for only when that is the main thread
             on_main = threading.current_thread() is threading.main_thread()
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_init_worker, initargs=(os.getpid(), on_main))
+            self._executor = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(os.getpid(), on_main),
+            )
         return self._executor
 
     def submit(self, fn, *args) -> Future:
@@ -128,8 +137,9 @@ class ChapterJob:
         self.futures: dict[str, Future] = {}
 
     @classmethod
-    def start(cls, pool: NlpPool, chapter: Chapter, lang: str, names: list[str], nlp: NlpSettings,
-              plan: engine.Plan) -> ChapterJob:
+    def start(
+        cls, pool: NlpPool, chapter: Chapter, lang: str, names: list[str], nlp: NlpSettings, plan: engine.Plan
+    ) -> ChapterJob:
         job = cls(pool, chapter, lang, nlp, plan)
         for name in names:
             job.futures[name] = pool.submit(score_task, name, lang, job.text, job.sentences, nlp)
@@ -158,13 +168,18 @@ class ChapterJob:
                 except Exception as exc:
                     failures[name] = f"{type(exc).__name__}: {exc}"[:500]
                     break
-        return engine.finish(self.text, self.sentences, votes, failures, timings, self.plan, self.lang,
-                             self.started)
+        return engine.finish(self.text, self.sentences, votes, failures, timings, self.plan, self.lang, self.started)
 
 
-def analyze_chapter(chapter: Chapter, lang: str = "ru", mode: str = "ensemble",
-                    processors: Sequence[str] | None = None, nlp: NlpSettings | None = None,
-                    pool: NlpPool | None = None, detail: bool = False) -> engine.AnalysisResult:
+def analyze_chapter(
+    chapter: Chapter,
+    lang: str = "ru",
+    mode: str = "ensemble",
+    processors: Sequence[str] | None = None,
+    nlp: NlpSettings | None = None,
+    pool: NlpPool | None = None,
+    detail: bool = False,
+) -> engine.AnalysisResult:
     """engine.analyze_chapter, except that parallel/ensemble score each processor in a worker process
     (`pool`, else a short-lived one)."""
     nlp = nlp or NlpSettings()
@@ -186,17 +201,30 @@ def analyze_chapter(chapter: Chapter, lang: str = "ru", mode: str = "ensemble",
     return result
 
 
-def analyze_text(text: str, lang: str = "ru", mode: str = "ensemble", processors: Sequence[str] | None = None,
-                 nlp: NlpSettings | None = None, pool: NlpPool | None = None,
-                 detail: bool = False) -> engine.AnalysisResult:
+def analyze_text(
+    text: str,
+    lang: str = "ru",
+    mode: str = "ensemble",
+    processors: Sequence[str] | None = None,
+    nlp: NlpSettings | None = None,
+    pool: NlpPool | None = None,
+    detail: bool = False,
+) -> engine.AnalysisResult:
     """analyze_chapter for a plain text: paragraphs are its "\\n"-separated lines."""
     return analyze_chapter(chapter_from_text(text), lang, mode, processors, nlp, pool, detail)
 
 
-def run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "ensemble",
-             processors: Sequence[str] | None = None, workers: int = 2, on_chapter: Callable | None = None,
-             nlp: NlpSettings | None = None, pool: NlpPool | None = None,
-             on_part: Callable | None = None) -> Iterator[tuple[int, engine.AnalysisResult]]:
+def run_book(
+    chapters: Iterable[Chapter],
+    lang: str = "ru",
+    mode: str = "ensemble",
+    processors: Sequence[str] | None = None,
+    workers: int = 2,
+    on_chapter: Callable | None = None,
+    nlp: NlpSettings | None = None,
+    pool: NlpPool | None = None,
+    on_part: Callable | None = None,
+) -> Iterator[tuple[int, engine.AnalysisResult]]:
     """Analyse chapters in worker processes; yield (chapter_index, AnalysisResult) as each finishes.
 
     Work goes to the workers in units (nlp.units): a chapter is one unit unless it is huge, then it is cut

@@ -42,14 +42,16 @@ class Subjects:
     person_present: bool = True  # a person or animal is mentioned (a possible wearer of the clothes named)
 
 
-def picture_type(type_hits: Mapping[str, float], boosts: dict[str, float] | None = None,
-                 subjects: Subjects | None = None) -> str | None:
+def picture_type(
+    type_hits: Mapping[str, float], boosts: dict[str, float] | None = None, subjects: Subjects | None = None
+) -> str | None:
     """The description type of a sentence (see picture_scores)."""
     return best_type(picture_scores(type_hits, boosts, subjects))
 
 
-def picture_scores(type_hits: Mapping[str, float], boosts: dict[str, float] | None = None,
-                   subjects: Subjects | None = None) -> dict[str, float]:
+def picture_scores(
+    type_hits: Mapping[str, float], boosts: dict[str, float] | None = None, subjects: Subjects | None = None
+) -> dict[str, float]:
     """Weighted evidence per description type: lexicon hits × TYPE_WEIGHT plus the processor's pattern
     boosts (spread over a representative category of each type); with nobody in the sentence (no person
     or animal) clothes count as things (`object`) and posture verbs not at all. The ensemble sums these

@@ -137,11 +137,26 @@ def segment(text: str, paragraphs: Sequence[Paragraph] | None = None) -> list[Se
             share = _share(mask, para, piece.start, piece.stop)
             narrated = sum(1 for k in range(piece.start, piece.stop) if not mask[k] and para[k].isalpha())
             own_kind = kind
-            if (kind == "text" and opens_dialogue and speech_letters < STORY_CHARS and share > 0
-                    and (share >= CLEAR_SPEECH or narrated <= ATTRIBUTION)):
+            if (
+                kind == "text"
+                and opens_dialogue
+                and speech_letters < STORY_CHARS
+                and share > 0
+                and (share >= CLEAR_SPEECH or narrated <= ATTRIBUTION)
+            ):
                 own_kind = "dialogue"
-            sentences.append(Sentence(len(sentences), start, end, text[start:end], p_index, own_kind,
-                                      speech=round(share, 3), speech_para=float(speech_letters)))
+            sentences.append(
+                Sentence(
+                    len(sentences),
+                    start,
+                    end,
+                    text[start:end],
+                    p_index,
+                    own_kind,
+                    speech=round(share, 3),
+                    speech_para=float(speech_letters),
+                )
+            )
     return sentences
 
 

@@ -113,8 +113,15 @@ def find_models(root: Path | str | None, lang: str = "ru") -> tuple[StanzaModels
         return None, f"no Stanza models: {lang_dir} lacks {', '.join(missing)} (*.pt); {TRAIN_HINT}"
 
     pretrains = sorted((lang_dir / "pretrain").glob("*.pt")) if (lang_dir / "pretrain").is_dir() else []
-    default_pretrain = _pick(pretrains, [OUR_PACKAGE, str(lang_res.get("default_dependencies", {}).get("pretrain", ""))
-                                         if isinstance(lang_res.get("default_dependencies"), dict) else ""])
+    default_pretrain = _pick(
+        pretrains,
+        [
+            OUR_PACKAGE,
+            str(lang_res.get("default_dependencies", {}).get("pretrain", ""))
+            if isinstance(lang_res.get("default_dependencies"), dict)
+            else "",
+        ],
+    )
     dependencies: dict[str, dict[str, Path]] = {}
     for proc, package in packages.items():
         deps: dict[str, Path] = {}

@@ -28,7 +28,7 @@ def _find_cycle(heads: list[int]) -> list[int] | None:
             walk.append(node)
             node = heads[node]
         if state[node] == 1:  # came back onto this walk: a cycle from `node` on
-            return walk[walk.index(node):]
+            return walk[walk.index(node) :]
         for visited in walk:
             state[visited] = 2
     return None

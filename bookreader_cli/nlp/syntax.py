@@ -27,17 +27,48 @@ from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, normalize, setting_weight
 WORN_PREPOSITIONS = {"ru": {"в", "во", "без"}, "en": {"in", "without"}}
 HAVING_PREPOSITIONS = {"ru": {"на", "у"}, "en": {"on"}}
 WEARING_VERBS = {
-    "ru": {"надеть", "надевать", "одеть", "одевать", "одетый", "надетый", "носить", "обуть", "обутый",
-           "нарядить", "нарядиться", "застегнуть", "застегнутый", "запахнуть", "подпоясать", "подпоясанный",
-           "закутаться", "кутаться", "облечь", "облаченный", "снять", "снимать", "скинуть", "скидывать",
-           "сбросить", "накинуть", "накидывать", "накинутый", "надвинуть", "надвинутый", "нахлобучить"},
+    "ru": {
+        "надеть",
+        "надевать",
+        "одеть",
+        "одевать",
+        "одетый",
+        "надетый",
+        "носить",
+        "обуть",
+        "обутый",
+        "нарядить",
+        "нарядиться",
+        "застегнуть",
+        "застегнутый",
+        "запахнуть",
+        "подпоясать",
+        "подпоясанный",
+        "закутаться",
+        "кутаться",
+        "облечь",
+        "облаченный",
+        "снять",
+        "снимать",
+        "скинуть",
+        "скидывать",
+        "сбросить",
+        "накинуть",
+        "накидывать",
+        "накинутый",
+        "надвинуть",
+        "надвинутый",
+        "нахлобучить",
+    },
     "en": {"wear", "put", "dress", "dressed", "don", "button", "buttoned", "wrap", "wrapped", "clad"},
 }
 NOMINAL = {"NOUN", "PROPN", "PRON", "DET"}
 # Possessives of persons ("его сюртук", "в своём платье"); taggers mark them inconsistently (DET or PRON,
 # with or without Poss=Yes), so the lemma decides.
-POSSESSIVES = {"ru": {"его", "ее", "их", "мой", "твой", "свой", "наш", "ваш"},
-               "en": {"his", "her", "their", "my", "your", "our"}}
+POSSESSIVES = {
+    "ru": {"его", "ее", "их", "мой", "твой", "свой", "наш", "ваш"},
+    "en": {"his", "her", "their", "my", "your", "our"},
+}
 
 
 @dataclass
@@ -169,8 +200,7 @@ def typing_hits(tree: Tree) -> dict[str, float]:
     return hits
 
 
-def is_being(upos: str, feats: dict, categories, named_person: bool = False, lemma: str = "",
-             lang: str = "ru") -> bool:
+def is_being(upos: str, feats: dict, categories, named_person: bool = False, lemma: str = "", lang: str = "ru") -> bool:
     """A person or an animal: a PER entity, an animate noun, a personal or possessive pronoun, an animal
     of the lexicon."""
     if named_person or "animals" in categories:

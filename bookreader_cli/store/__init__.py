@@ -88,10 +88,14 @@ class Store:
         return self.book(rows[0]["id"]) if rows else None
 
     def book(self, book_id: int) -> dict:
-        rows = list(self.db.query(
-            "SELECT id, sha256, path, file_name, file_size, file_mtime, format, title, title_source, authors, language, "
-            "identifiers, publisher, date, notes, warnings, cover_media_type, length(cover) AS cover_bytes, "
-            "imported_at, locations_chars FROM books WHERE id = ?", [book_id]))
+        rows = list(
+            self.db.query(
+                "SELECT id, sha256, path, file_name, file_size, file_mtime, format, title, title_source, authors, language, "
+                "identifiers, publisher, date, notes, warnings, cover_media_type, length(cover) AS cover_bytes, "
+                "imported_at, locations_chars FROM books WHERE id = ?",
+                [book_id],
+            )
+        )
         if not rows:
             raise NotFound(f"no book with id {book_id}")
         return _decode(rows[0], "authors", "identifiers", "notes", "warnings")
@@ -119,7 +123,8 @@ class Store:
             "(SELECT count(*) FROM chapters c WHERE c.book_id = b.id) AS chapters, "
             "(SELECT coalesce(sum(char_count), 0) FROM chapters c WHERE c.book_id = b.id) AS chars, "
             "(SELECT count(*) FROM descriptions d WHERE d.book_id = b.id) AS descriptions "
-            "FROM books b ORDER BY b.id")
+            "FROM books b ORDER BY b.id"
+        )
         return [_decode(r, "authors") for r in rows]
 
     def insert_book(self, meta: dict, chapters: list[dict], cover: bytes | None) -> int:
@@ -138,7 +143,8 @@ class Store:
                 row[key] = json.dumps(row.get(key) or [], ensure_ascii=False)
             book_id = self.db["books"].insert(row).last_pk
             self.db["chapters"].insert_all(
-                [dict(ch, book_id=book_id, paragraphs=json.dumps(ch["paragraphs"])) for ch in chapters])
+                [dict(ch, book_id=book_id, paragraphs=json.dumps(ch["paragraphs"])) for ch in chapters]
+            )
         return book_id, True
 
     def remove_book(self, book_id: int) -> dict:
@@ -156,47 +162,72 @@ class Store:
     # ---- chapters ----------------------------------------------------------------------------
     def chapters(self, book_id: int) -> list[Chapter]:
         """The book's chapters in order, as the model's Chapter (idx and id filled in)."""
-        rows = self.db.query("SELECT id, idx, title, source, text, paragraphs FROM chapters WHERE book_id = ? "
-                             "ORDER BY idx", [book_id])
+        rows = self.db.query(
+            "SELECT id, idx, title, source, text, paragraphs FROM chapters WHERE book_id = ? ORDER BY idx", [book_id]
+        )
         return [_chapter(r) for r in rows]
 
     def chapter(self, book_id: int, idx: int) -> Chapter:
-        rows = list(self.db.query(
-            "SELECT id, idx, title, source, text, paragraphs FROM chapters WHERE book_id = ? AND idx = ?",
-            [book_id, idx]))
+        rows = list(
+            self.db.query(
+                "SELECT id, idx, title, source, text, paragraphs FROM chapters WHERE book_id = ? AND idx = ?",
+                [book_id, idx],
+            )
+        )
         if not rows:
             raise NotFound(f"book {book_id} has no chapter {idx}")
         return _chapter(rows[0])
 
     def chapter_totals(self, book_id: int) -> tuple[int, int]:
         """(chapters, characters) of a book, without reading its text."""
-        row = self.conn.execute("SELECT count(*), coalesce(sum(char_count), 0) FROM chapters WHERE book_id = ?",
-                                [book_id]).fetchone()
+        row = self.conn.execute(
+            "SELECT count(*), coalesce(sum(char_count), 0) FROM chapters WHERE book_id = ?", [book_id]
+        ).fetchone()
         return row[0], row[1]
 
     # ---- descriptions and processing progress ---------------------------------------------------
-    def store_chapter_descriptions(self, book_id: int, chapter: Chapter, descriptions: list[dict],
-                                   run_key: str) -> None:
+    def store_chapter_descriptions(
+        self, book_id: int, chapter: Chapter, descriptions: list[dict], run_key: str
+    ) -> None:
         """Replace one chapter's descriptions and mark it done for `run_key`, in one transaction."""
         created = time.time()
         with self.transaction():
-            self.conn.execute("DELETE FROM descriptions WHERE book_id = ? AND chapter_idx = ?",
-                              [book_id, chapter.idx])
-            self.db["descriptions"].insert_all([
-                {"book_id": book_id, "chapter_id": chapter.id, "chapter_idx": chapter.idx,
-                 "start": d["start"], "end": d["end"], "text": d["text"], "type": d["type"],
-                 "priority": d["priority"], "confidence": d["confidence"], "consensus": d["consensus"],
-                 "processors": json.dumps(d["processors"]), "cfi": d.get("cfi"), "created_at": created}
-                for d in descriptions
-            ])
+            self.conn.execute("DELETE FROM descriptions WHERE book_id = ? AND chapter_idx = ?", [book_id, chapter.idx])
+            self.db["descriptions"].insert_all(
+                [
+                    {
+                        "book_id": book_id,
+                        "chapter_id": chapter.id,
+                        "chapter_idx": chapter.idx,
+                        "start": d["start"],
+                        "end": d["end"],
+                        "text": d["text"],
+                        "type": d["type"],
+                        "priority": d["priority"],
+                        "confidence": d["confidence"],
+                        "consensus": d["consensus"],
+                        "processors": json.dumps(d["processors"]),
+                        "cfi": d.get("cfi"),
+                        "created_at": created,
+                    }
+                    for d in descriptions
+                ]
+            )
             self.db["chapter_runs"].upsert(
-                {"book_id": book_id, "chapter_idx": chapter.idx, "run_key": run_key,
-                 "descriptions": len(descriptions), "done_at": created},
-                pk=("book_id", "chapter_idx"))
+                {
+                    "book_id": book_id,
+                    "chapter_idx": chapter.idx,
+                    "run_key": run_key,
+                    "descriptions": len(descriptions),
+                    "done_at": created,
+                },
+                pk=("book_id", "chapter_idx"),
+            )
 
     def chapters_done(self, book_id: int, run_key: str) -> set[int]:
-        rows = self.conn.execute("SELECT chapter_idx FROM chapter_runs WHERE book_id = ? AND run_key = ?",
-                                 [book_id, run_key])
+        rows = self.conn.execute(
+            "SELECT chapter_idx FROM chapter_runs WHERE book_id = ? AND run_key = ?", [book_id, run_key]
+        )
         return {r[0] for r in rows}
 
     def reset_chapter_runs(self, book_id: int) -> None:
@@ -210,8 +241,14 @@ class Store:
     def set_title(self, book_id: int, title: str, source: str) -> None:
         self.conn.execute("UPDATE books SET title = ?, title_source = ? WHERE id = ?", [title, source, book_id])
 
-    def descriptions(self, book_id: int, type: str | None = None, min_priority: float | None = None,
-                     top: int | None = None, order: str = "priority") -> list[dict]:
+    def descriptions(
+        self,
+        book_id: int,
+        type: str | None = None,
+        min_priority: float | None = None,
+        top: int | None = None,
+        order: str = "priority",
+    ) -> list[dict]:
         where: list[str] = ["d.book_id = ?"]
         params: list[Any] = [book_id]
         if type:
@@ -221,9 +258,11 @@ class Store:
             where.append("d.priority >= ?")
             params.append(min_priority)
         order_by = "d.priority DESC, d.id" if order == "priority" else "d.chapter_idx, d.start"
-        sql = ("SELECT d.id, d.book_id, d.chapter_idx, c.title AS chapter_title, d.start, d.end, d.type, "
-               "d.priority, d.confidence, d.consensus, d.processors, d.cfi, d.text FROM descriptions d "
-               "JOIN chapters c ON c.id = d.chapter_id WHERE " + " AND ".join(where) + f" ORDER BY {order_by}")
+        sql = (
+            "SELECT d.id, d.book_id, d.chapter_idx, c.title AS chapter_title, d.start, d.end, d.type, "
+            "d.priority, d.confidence, d.consensus, d.processors, d.cfi, d.text FROM descriptions d "
+            "JOIN chapters c ON c.id = d.chapter_id WHERE " + " AND ".join(where) + f" ORDER BY {order_by}"
+        )
         if top:
             sql += " LIMIT ?"
             params.append(top)
@@ -233,8 +272,11 @@ class Store:
         return self.conn.execute("SELECT count(*) FROM descriptions WHERE book_id = ?", [book_id]).fetchone()[0]
 
     def descriptions_by_type(self, book_id: int) -> dict[str, int]:
-        return dict(self.conn.execute(
-            "SELECT type, count(*) FROM descriptions WHERE book_id = ? GROUP BY type", [book_id]).fetchall())
+        return dict(
+            self.conn.execute(
+                "SELECT type, count(*) FROM descriptions WHERE book_id = ? GROUP BY type", [book_id]
+            ).fetchall()
+        )
 
     # ---- epub.js locations ---------------------------------------------------------------------
     def locations(self, book_id: int) -> tuple[list[str] | None, int | None]:
@@ -252,58 +294,72 @@ class Store:
         """{id: description} for those of `ids` that exist (the fields a picture needs)."""
         marks = ",".join("?" * len(ids))
         cursor = self.conn.execute(
-            f"SELECT {', '.join(self._DRAW_COLUMNS)} FROM descriptions WHERE id IN ({marks})", ids)
+            f"SELECT {', '.join(self._DRAW_COLUMNS)} FROM descriptions WHERE id IN ({marks})", ids
+        )
         return {row[0]: dict(zip(self._DRAW_COLUMNS, row)) for row in cursor}
 
     def undrawn_descriptions(self, book_id: int, type: str | None, limit: int | None) -> list[dict]:
         """A book's descriptions by priority that no user has a completed picture of yet (limit None: all)."""
-        sql = (f"SELECT {', '.join('d.' + c for c in self._DRAW_COLUMNS)} FROM descriptions d WHERE d.book_id = ?"
-               + (" AND d.type = ?" if type else "")
-               + " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.description_id = d.id AND i.status = ?)"
-               + " ORDER BY d.priority DESC, d.id" + (" LIMIT ?" if limit is not None else ""))
+        sql = (
+            f"SELECT {', '.join('d.' + c for c in self._DRAW_COLUMNS)} FROM descriptions d WHERE d.book_id = ?"
+            + (" AND d.type = ?" if type else "")
+            + " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.description_id = d.id AND i.status = ?)"
+            + " ORDER BY d.priority DESC, d.id"
+            + (" LIMIT ?" if limit is not None else "")
+        )
         params = [book_id, *([type] if type else []), COMPLETED, *([limit] if limit is not None else [])]
         return [dict(zip(self._DRAW_COLUMNS, r)) for r in self.conn.execute(sql, params)]
 
     def has_completed_image(self, description_id: int) -> bool:
         """Whether anyone has a completed picture of this description."""
-        return self.conn.execute("SELECT 1 FROM images WHERE description_id = ? AND status = ? LIMIT 1",
-                                 [description_id, COMPLETED]).fetchone() is not None
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM images WHERE description_id = ? AND status = ? LIMIT 1", [description_id, COMPLETED]
+            ).fetchone()
+            is not None
+        )
 
     def save_image_row(self, row: dict) -> None:
         """Store one outcome in its own transaction, keeping at most one failure row per (description, user)
         and one row per identical picture, so reruns do not pile up rows."""
         with self.transaction():
-            self.conn.execute("DELETE FROM images WHERE description_id = ? AND user IS ? AND status != ?",
-                              [row["description_id"], row["user"], COMPLETED])
+            self.conn.execute(
+                "DELETE FROM images WHERE description_id = ? AND user IS ? AND status != ?",
+                [row["description_id"], row["user"], COMPLETED],
+            )
             if row["status"] == COMPLETED:
                 self.conn.execute(
                     "DELETE FROM images WHERE description_id = ? AND user IS ? AND status = ? AND sha256 = ?",
-                    [row["description_id"], row["user"], COMPLETED, row["sha256"]])
+                    [row["description_id"], row["user"], COMPLETED, row["sha256"]],
+                )
             self.conn.execute(
                 f"INSERT INTO images ({', '.join(IMAGE_ROW_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(IMAGE_ROW_COLUMNS))})",
-                [row[c] for c in IMAGE_ROW_COLUMNS])
+                [row[c] for c in IMAGE_ROW_COLUMNS],
+            )
 
     def completed_images(self, book_id: int) -> list[dict]:
         """The book's completed pictures, newest first: description_id, path (inside images/), prompt."""
         rows = self.conn.execute(
             "SELECT i.description_id, i.path, i.prompt FROM images i JOIN descriptions d ON d.id = i.description_id "
             "WHERE d.book_id = ? AND i.status = ? AND i.path IS NOT NULL ORDER BY i.created_at DESC, i.id DESC",
-            [book_id, COMPLETED])
+            [book_id, COMPLETED],
+        )
         return [dict(zip(("description_id", "path", "prompt"), r)) for r in rows]
 
     def images_completed_since(self, user: str | None, since: float) -> int:
         """How many pictures `user` got since `since` (what the daily limit counts)."""
         return self.conn.execute(
-            "SELECT count(*) FROM images WHERE user IS ? AND status = ? AND created_at >= ?",
-            [user, COMPLETED, since]).fetchone()[0]
+            "SELECT count(*) FROM images WHERE user IS ? AND status = ? AND created_at >= ?", [user, COMPLETED, since]
+        ).fetchone()[0]
 
     def drawn_image_path(self, description_id: int, user: str | None, source_url: str) -> str | None:
         """The newest completed picture of this very request (same URL) for this user, if any: its path."""
         row = self.conn.execute(
             "SELECT path FROM images WHERE description_id = ? AND user IS ? AND status = ? AND source_url = ? "
             "AND path IS NOT NULL ORDER BY created_at DESC LIMIT 1",
-            [description_id, user, COMPLETED, source_url]).fetchone()
+            [description_id, user, COMPLETED, source_url],
+        ).fetchone()
         return row[0] if row else None
 
     def image_files(self) -> list[dict]:
@@ -314,7 +370,7 @@ class Store:
     def delete_images(self, ids: list) -> None:
         with self.transaction():
             for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-                chunk = ids[start:start + 500]
+                chunk = ids[start : start + 500]
                 self.conn.execute(f"DELETE FROM images WHERE id IN ({','.join('?' * len(chunk))})", chunk)
 
 

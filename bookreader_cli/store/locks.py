@@ -13,8 +13,10 @@ def lock_row(conn: sqlite3.Connection, name: str) -> dict | None:
 
 
 def put_lock(conn: sqlite3.Connection, name: str, owner: str, pid: int, acquired: float, expires: float) -> None:
-    conn.execute("INSERT OR REPLACE INTO locks (name, owner, pid, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                 [name, owner, pid, acquired, expires])
+    conn.execute(
+        "INSERT OR REPLACE INTO locks (name, owner, pid, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        [name, owner, pid, acquired, expires],
+    )
 
 
 def delete_lock(conn: sqlite3.Connection, name: str, owner: str) -> bool:
@@ -23,5 +25,7 @@ def delete_lock(conn: sqlite3.Connection, name: str, owner: str) -> bool:
 
 
 def extend_lock(conn: sqlite3.Connection, name: str, owner: str, expires: float) -> bool:
-    return conn.execute("UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?",
-                        [expires, name, owner]).rowcount == 1
+    return (
+        conn.execute("UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?", [expires, name, owner]).rowcount
+        == 1
+    )

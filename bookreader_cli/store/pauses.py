@@ -17,8 +17,9 @@ class ApiPause:
 
     def __init__(self, path: Path, api: str):
         self.api = api
-        self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = sqlite3.connect(
+            str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
         self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._lock = threading.Lock()
 
@@ -33,7 +34,9 @@ class ApiPause:
         with self._lock:
             self._conn.execute(
                 "INSERT INTO api_pauses (api, paused_until) VALUES (?, ?) ON CONFLICT(api) DO UPDATE "
-                "SET paused_until = max(paused_until, excluded.paused_until)", [self.api, until])
+                "SET paused_until = max(paused_until, excluded.paused_until)",
+                [self.api, until],
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -8,14 +8,18 @@ import sqlite3
 from typing import Any
 
 _OLD_FINISHED = "FROM task_runs WHERE state IN ('SUCCESS', 'FAILURE') AND created_at < ?"
-LIST_COLUMNS = ("id, task, queue, state, attempts, created_at, started_at, finished_at, duration_seconds, error")
+LIST_COLUMNS = "id, task, queue, state, attempts, created_at, started_at, finished_at, duration_seconds, error"
 
 
-def insert_run(conn: sqlite3.Connection, run_id: str, task: str, queue: str, args: str, created: float,
-               owner: str | None = None) -> None:
+def insert_run(
+    conn: sqlite3.Connection, run_id: str, task: str, queue: str, args: str, created: float, owner: str | None = None
+) -> None:
     """A PENDING run; `owner` (host:pid) from the start, so a process that dies before STARTED is reaped."""
-    conn.execute("INSERT INTO task_runs (id, task, queue, args, state, attempts, created_at, owner) "
-                 "VALUES (?, ?, ?, ?, 'PENDING', 0, ?, ?)", [run_id, task, queue, args, created, owner])
+    conn.execute(
+        "INSERT INTO task_runs (id, task, queue, args, state, attempts, created_at, owner) "
+        "VALUES (?, ?, ?, ?, 'PENDING', 0, ?, ?)",
+        [run_id, task, queue, args, created, owner],
+    )
 
 
 def update_run(conn: sqlite3.Connection, run_id: str, **values: Any) -> None:
@@ -33,16 +37,20 @@ def _rows(conn: sqlite3.Connection, sql: str, params: list) -> list[dict]:
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def select_runs(conn: sqlite3.Connection, state: str | None, task: str | None, queue: str | None,
-                limit: int) -> list[dict]:
+def select_runs(
+    conn: sqlite3.Connection, state: str | None, task: str | None, queue: str | None, limit: int
+) -> list[dict]:
     """The newest runs first (list columns), optionally only one state / task name / queue."""
     where, params = [], []
     for column, value in (("state", state), ("task", task), ("queue", queue)):
         if value:
             where.append(f"{column} = ?")
             params.append(value)
-    sql = (f"SELECT {LIST_COLUMNS} FROM task_runs" + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY created_at DESC, rowid DESC LIMIT ?")
+    sql = (
+        f"SELECT {LIST_COLUMNS} FROM task_runs"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+    )
     return _rows(conn, sql, params + [limit])
 
 
@@ -53,15 +61,19 @@ def runs_by_prefix(conn: sqlite3.Connection, prefix: str, limit: int = 2) -> lis
 def unfinished_runs(conn: sqlite3.Connection) -> list[tuple[str, str, float | None]]:
     """(id, owner, started_at or created_at) of the runs PENDING, STARTED or waiting to RETRY that name
     their process."""
-    return conn.execute("SELECT id, owner, coalesce(started_at, created_at) FROM task_runs "
-                        "WHERE state IN ('PENDING', 'STARTED', 'RETRY') AND owner IS NOT NULL").fetchall()
+    return conn.execute(
+        "SELECT id, owner, coalesce(started_at, created_at) FROM task_runs "
+        "WHERE state IN ('PENDING', 'STARTED', 'RETRY') AND owner IS NOT NULL"
+    ).fetchall()
 
 
 def fail_unfinished(conn: sqlite3.Connection, run_id: str, error: str, finished: float, duration: float) -> int:
     """Mark a still-unfinished run FAILURE; 0 when it finished meanwhile."""
     return conn.execute(
         "UPDATE task_runs SET state = 'FAILURE', error = ?, finished_at = ?, duration_seconds = ? "
-        "WHERE id = ? AND state IN ('PENDING', 'STARTED', 'RETRY')", [error, finished, duration, run_id]).rowcount
+        "WHERE id = ? AND state IN ('PENDING', 'STARTED', 'RETRY')",
+        [error, finished, duration, run_id],
+    ).rowcount
 
 
 def delete_finished_before(conn: sqlite3.Connection, before: float) -> int:

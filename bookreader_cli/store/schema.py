@@ -12,26 +12,61 @@ BUSY_TIMEOUT_MS = 30_000
 def _m1_initial(db) -> None:
     db["books"].create(
         {
-            "id": int, "sha256": str, "path": str, "file_name": str, "file_size": int, "file_mtime": float,
-            "format": str, "title": str, "authors": str, "language": str, "identifiers": str,
-            "publisher": str, "date": str, "notes": str, "warnings": str, "cover": bytes,
-            "cover_media_type": str, "imported_at": float,
+            "id": int,
+            "sha256": str,
+            "path": str,
+            "file_name": str,
+            "file_size": int,
+            "file_mtime": float,
+            "format": str,
+            "title": str,
+            "authors": str,
+            "language": str,
+            "identifiers": str,
+            "publisher": str,
+            "date": str,
+            "notes": str,
+            "warnings": str,
+            "cover": bytes,
+            "cover_media_type": str,
+            "imported_at": float,
         },
         pk="id",
         not_null={"sha256", "format", "title"},
     )
     db["books"].create_index(["sha256"], unique=True)
     db["chapters"].create(
-        {"id": int, "book_id": int, "idx": int, "title": str, "text": str, "paragraphs": str, "source": str,
-         "char_count": int},
+        {
+            "id": int,
+            "book_id": int,
+            "idx": int,
+            "title": str,
+            "text": str,
+            "paragraphs": str,
+            "source": str,
+            "char_count": int,
+        },
         pk="id",
         foreign_keys=[("book_id", "books", "id")],
     )
     db["chapters"].create_index(["book_id", "idx"], unique=True)
     db["descriptions"].create(
-        {"id": int, "book_id": int, "chapter_id": int, "chapter_idx": int, "start": int, "end": int,
-         "text": str, "type": str, "priority": float, "confidence": float, "consensus": float,
-         "processors": str, "cfi": str, "created_at": float},
+        {
+            "id": int,
+            "book_id": int,
+            "chapter_id": int,
+            "chapter_idx": int,
+            "start": int,
+            "end": int,
+            "text": str,
+            "type": str,
+            "priority": float,
+            "confidence": float,
+            "consensus": float,
+            "processors": str,
+            "cfi": str,
+            "created_at": float,
+        },
         pk="id",
         foreign_keys=[("book_id", "books", "id"), ("chapter_id", "chapters", "id")],
     )
@@ -44,18 +79,45 @@ def _m1_initial(db) -> None:
         foreign_keys=[("book_id", "books", "id")],
     )
     db["images"].create(
-        {"id": int, "description_id": int, "book_id": int, "user": str, "path": str, "sha256": str,
-         "prompt": str, "params": str, "seed": int, "model": str, "source_url": str, "size_bytes": int,
-         "width": int, "height": int, "status": str, "error": str, "generation_time_seconds": float,
-         "created_at": float},
+        {
+            "id": int,
+            "description_id": int,
+            "book_id": int,
+            "user": str,
+            "path": str,
+            "sha256": str,
+            "prompt": str,
+            "params": str,
+            "seed": int,
+            "model": str,
+            "source_url": str,
+            "size_bytes": int,
+            "width": int,
+            "height": int,
+            "status": str,
+            "error": str,
+            "generation_time_seconds": float,
+            "created_at": float,
+        },
         pk="id",
     )
     db["images"].create_index(["description_id"])
     db["images"].create_index(["user", "created_at"])
     db["task_runs"].create(
-        {"id": str, "task": str, "queue": str, "args": str, "state": str, "attempts": int,
-         "created_at": float, "started_at": float, "finished_at": float, "duration_seconds": float,
-         "result": str, "error": str},
+        {
+            "id": str,
+            "task": str,
+            "queue": str,
+            "args": str,
+            "state": str,
+            "attempts": int,
+            "created_at": float,
+            "started_at": float,
+            "finished_at": float,
+            "duration_seconds": float,
+            "result": str,
+            "error": str,
+        },
         pk="id",
     )
     db["task_runs"].create_index(["task", "state"])
@@ -65,8 +127,7 @@ def _m1_initial(db) -> None:
 def _m2_locations_and_locks(db) -> None:
     db["books"].add_column("locations", str)  # JSON array of epub.js location CFIs
     db["books"].add_column("locations_chars", int)
-    db["locks"].create({"name": str, "owner": str, "pid": int, "acquired_at": float, "expires_at": float},
-                       pk="name")
+    db["locks"].create({"name": str, "owner": str, "pid": int, "acquired_at": float, "expires_at": float}, pk="name")
 
 
 def _m3_run_owner(db) -> None:

@@ -58,8 +58,10 @@ def write_probe(conn: sqlite3.Connection, busy_ms: int) -> tuple[int, str]:
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("INSERT INTO locks (name, owner, pid, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                         [f"health-check-{uuid.uuid4().hex}", "health", os.getpid(), time.time(), time.time()])
+            conn.execute(
+                "INSERT INTO locks (name, owner, pid, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                [f"health-check-{uuid.uuid4().hex}", "health", os.getpid(), time.time(), time.time()],
+            )
         finally:
             conn.execute("ROLLBACK")
         return conn.execute("PRAGMA user_version").fetchone()[0], conn.execute("PRAGMA journal_mode").fetchone()[0]

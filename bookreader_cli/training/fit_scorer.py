@@ -91,8 +91,21 @@ def items_of(passages, labels) -> list[Item]:
                 if overlap > best:
                     best, row = overlap, labels[(p["id"], g["i"])]
             cls = goldset.gold_class(row) if row else 0
-            items.append(Item(p["book"], p["id"], s.index, s.start, s.end, s.paragraph, s.kind, s.text, cls,
-                              row["label"] if row and row["label"] != "none" else None, row["strength"] if row else 0))
+            items.append(
+                Item(
+                    p["book"],
+                    p["id"],
+                    s.index,
+                    s.start,
+                    s.end,
+                    s.paragraph,
+                    s.kind,
+                    s.text,
+                    cls,
+                    row["label"] if row and row["label"] != "none" else None,
+                    row["strength"] if row else 0,
+                )
+            )
     return items
 
 
@@ -112,14 +125,17 @@ def extract(name: str, lang: str, passages, cache: Path) -> list[list[dict]]:
     for p in passages:
         sentences = segment(p["text"])
         out.append([features for features, _ in processor.analyse(p["text"], sentences, lang)])
-    print(f"features: {name}/{lang} {sum(map(len, out))} sentences in {time.perf_counter() - started:.0f}s",
-          file=sys.stderr)
+    print(
+        f"features: {name}/{lang} {sum(map(len, out))} sentences in {time.perf_counter() - started:.0f}s",
+        file=sys.stderr,
+    )
     cache.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out), encoding="utf-8")
     return out
 
 
 # ---- data tables ---------------------------------------------------------------------------------------
+
 
 def cheap_keys() -> set[str]:
     """Features a sentence gets without the processor's full analysis (what a screened-out one has)."""
@@ -131,8 +147,10 @@ def cheap_keys() -> set[str]:
 
 def screened(rows: list[dict], cheap: set[str]) -> list[dict]:
     """The rows as the runtime screen leaves them: sentences that fail it keep cheap and vector features."""
-    return [row if row.get("screen", 1.0) else {k: v for k, v in row.items() if k in cheap or k.startswith("vec_")}
-            for row in rows]
+    return [
+        row if row.get("screen", 1.0) else {k: v for k, v in row.items() if k in cheap or k.startswith("vec_")}
+        for row in rows
+    ]
 
 
 @dataclass
@@ -167,11 +185,34 @@ def build_table(gold: Path, lang: str, cache: Path = DEFAULT_CACHE, processors=N
 # ---- fitting -------------------------------------------------------------------------------------------
 
 # Neighbour features the description model reads (previous/next sentence of the paragraph).
-CONTEXT = ("lex_visual_log", "lex_visual_density", "vec_visual_max", "vec_near_share", "speech", "dash_start",
-           "tev_location", "tev_character", "tev_atmosphere", "tev_object", "lex_kinds", "len_log")
+CONTEXT = (
+    "lex_visual_log",
+    "lex_visual_density",
+    "vec_visual_max",
+    "vec_near_share",
+    "speech",
+    "dash_start",
+    "tev_location",
+    "tev_character",
+    "tev_atmosphere",
+    "tev_object",
+    "lex_kinds",
+    "len_log",
+)
 # Features averaged over the paragraph (a passage that describes reads like one).
-PARAGRAPH = ("lex_visual_log", "lex_visual_density", "vec_visual_max", "vec_near_share", "speech", "dash_start",
-             "lex_kinds", "tev_location", "tev_character", "tev_atmosphere", "tev_object")
+PARAGRAPH = (
+    "lex_visual_log",
+    "lex_visual_density",
+    "vec_visual_max",
+    "vec_near_share",
+    "speech",
+    "dash_start",
+    "lex_kinds",
+    "tev_location",
+    "tev_character",
+    "tev_atmosphere",
+    "tev_object",
+)
 NEVER = {"screen", "visual_hits"}  # bookkeeping, not model features
 
 
@@ -241,7 +282,9 @@ def fit_processor(rows: list[dict], items: list[Item], para_keys: list[int], set
     T_names = [n for n in names if not settings.type_only or n.startswith(settings.type_only)]
     type_context = [c for c in settings.type_context if c in names]
     T = design(rows, para_keys, T_names, type_context)
-    typed = [i for i, it in enumerate(items) if it.type in TYPES and (it.label == 1 or settings.type_neutral_weight > 0)]
+    typed = [
+        i for i, it in enumerate(items) if it.type in TYPES and (it.label == 1 or settings.type_neutral_weight > 0)
+    ]
     tw = np.array([1.0 if items[i].label == 1 else settings.type_neutral_weight for i in typed])
     T = T[typed]
     t = np.array([TYPES.index(items[i].type) for i in typed])
@@ -262,12 +305,23 @@ def fit_processor(rows: list[dict], items: list[Item], para_keys: list[int], set
         "features": names,
         "context": context,
         "paragraph": paragraph,
-        "description": {"mean": _r(mean), "scale": _r(scale), "coef": _r(model.coef_[0]),
-                        "intercept": _r(model.intercept_[0])},
+        "description": {
+            "mean": _r(mean),
+            "scale": _r(scale),
+            "coef": _r(model.coef_[0]),
+            "intercept": _r(model.intercept_[0]),
+        },
         "shift": round(shift, 6),
         "base_rate": round(base, 6),
-        "type": {"classes": classes, "features": T_names, "context": type_context, "mean": _r(t_mean), "scale": _r(t_scale),
-                 "coef": _r(t_coef), "intercept": _r(t_intercept)},
+        "type": {
+            "classes": classes,
+            "features": T_names,
+            "context": type_context,
+            "mean": _r(t_mean),
+            "scale": _r(t_scale),
+            "coef": _r(t_coef),
+            "intercept": _r(t_intercept),
+        },
     }
 
 
@@ -276,6 +330,7 @@ def _logit(p: float) -> float:
 
 
 # ---- leave-one-book-out --------------------------------------------------------------------------------
+
 
 def descriptions_for(table: Table, idx: list[int], probs: dict, config) -> dict[str, list[dict]]:
     """Run the runtime ensemble over the passages of `idx` from per-processor (p, types) arrays."""
@@ -288,17 +343,30 @@ def descriptions_for(table: Table, idx: list[int], probs: dict, config) -> dict[
     texts = {p["id"]: p["text"] for p in table.passages}
     results = {}
     for passage, members in by_passage.items():
-        sentences = [Sentence(table.items[i].index, table.items[i].start, table.items[i].end, table.items[i].text,
-                              table.items[i].paragraph, table.items[i].kind) for i in members]
+        sentences = [
+            Sentence(
+                table.items[i].index,
+                table.items[i].start,
+                table.items[i].end,
+                table.items[i].text,
+                table.items[i].paragraph,
+                table.items[i].kind,
+            )
+            for i in members
+        ]
         votes: dict[str, dict[int, Vote]] = {}
         for name, (p, types) in probs.items():
             votes[name] = {}
             for i, s in zip(members, sentences):
                 scores = dict(zip(TYPES, (float(v) for v in types[i])))
                 hits = table.rows[name][i].get("visual_hits", 0.0)
-                votes[name][s.index] = Vote(s.index, float(p[i]), float(p[i]) >= config.threshold,
-                                            max(TYPES, key=lambda t: scores[t]),
-                                            {"type_scores": scores, "features": {"visual_hits": hits}})
+                votes[name][s.index] = Vote(
+                    s.index,
+                    float(p[i]),
+                    float(p[i]) >= config.threshold,
+                    max(TYPES, key=lambda t: scores[t]),
+                    {"type_scores": scores, "features": {"visual_hits": hits}},
+                )
         decisions = ensemble.decide(sentences, votes, config)
         results[passage] = [d.to_dict() for d in ensemble.merge(texts[passage], sentences, decisions, config)]
     return results
@@ -319,14 +387,19 @@ def lobo(table: Table, settings: Settings, processors=None, mode: str = "ensembl
         train = [i for i, it in enumerate(table.items) if it.book != book]
         for name in names:
             rows = table.rows[name]
-            spec = fit_processor([rows[i] for i in train], [table.items[i] for i in train],
-                                 [table.para_keys[i] for i in train], settings)
+            spec = fit_processor(
+                [rows[i] for i in train], [table.items[i] for i in train], [table.para_keys[i] for i in train], settings
+            )
             p, types = ProcessorModel(spec).predict([rows[i] for i in test], [table.para_keys[i] for i in test])
             probs[name][0][test] = p
             probs[name][1][test] = types
-    config = ensemble.EnsembleConfig(weights=dict(settings.weights), threshold=settings.threshold,
-                                     union=(mode == "parallel"), richness_weight=settings.richness_weight,
-                                     type_context=settings.type_neighbours)
+    config = ensemble.EnsembleConfig(
+        weights=dict(settings.weights),
+        threshold=settings.threshold,
+        union=(mode == "parallel"),
+        richness_weight=settings.richness_weight,
+        type_context=settings.type_neighbours,
+    )
     per_book: dict[str, dict] = {}
     total: dict = {}
     for book in table.books:
@@ -337,8 +410,12 @@ def lobo(table: Table, settings: Settings, processors=None, mode: str = "ensembl
         per_book[book] = goldset.summarise(counts, k)
         total = goldset.add(total, counts) if total else counts
     f1s = [m["f1"] for m in per_book.values() if m["tp"] + m["fn"]]
-    return {"pooled": goldset.summarise(total, k), "per_book": per_book,
-            "macro_f1": round(sum(f1s) / len(f1s), 4) if f1s else 0.0, "probs": probs}
+    return {
+        "pooled": goldset.summarise(total, k),
+        "per_book": per_book,
+        "macro_f1": round(sum(f1s) / len(f1s), 4) if f1s else 0.0,
+        "probs": probs,
+    }
 
 
 # ---- the command ---------------------------------------------------------------------------------------
@@ -347,9 +424,10 @@ def lobo(table: Table, settings: Settings, processors=None, mode: str = "ensembl
 # English (5 books, spaCy alone): reference prior 0.4 (F1 0.687 vs 0.662 at 0.3), type C 0.01.
 # The type model's C (0.05: type accuracy with the type context 0.826 as at 0.1, 0.823 at 0.03, 0.805 at
 # 0.3) and the ensemble's type context (nlp.ensemble.TYPE_CONTEXT) likewise.
-CHOSEN = {"ru": Settings(type_neighbours=TYPE_CONTEXT["ru"]),
-          "en": Settings(weights=(("spacy", 1.0),), reference_prior=0.4, type_C=0.01,
-                         type_neighbours=TYPE_CONTEXT["en"])}
+CHOSEN = {
+    "ru": Settings(type_neighbours=TYPE_CONTEXT["ru"]),
+    "en": Settings(weights=(("spacy", 1.0),), reference_prior=0.4, type_C=0.01, type_neighbours=TYPE_CONTEXT["en"]),
+}
 
 
 def fit_all(table: Table, settings: Settings, cv: dict | None = None) -> dict:
@@ -363,11 +441,19 @@ def fit_all(table: Table, settings: Settings, cv: dict | None = None) -> dict:
         "reference_prior": settings.reference_prior,
         "threshold": settings.threshold,
         "weights": dict(settings.weights),
-        "settings": {"C": settings.C, "type_C": settings.type_C, "neutral_weight": settings.neutral_weight,
-                     "type_neutral_weight": settings.type_neutral_weight, "richness_weight": settings.richness_weight,
-                     "type_neighbours": settings.type_neighbours},
-        "trained_on": {"books": table.books, "sentences": len(table.items),
-                       "positives": sum(1 for it in table.items if it.label == 1)},
+        "settings": {
+            "C": settings.C,
+            "type_C": settings.type_C,
+            "neutral_weight": settings.neutral_weight,
+            "type_neutral_weight": settings.type_neutral_weight,
+            "richness_weight": settings.richness_weight,
+            "type_neighbours": settings.type_neighbours,
+        },
+        "trained_on": {
+            "books": table.books,
+            "sentences": len(table.items),
+            "positives": sum(1 for it in table.items if it.label == 1),
+        },
     }
     if cv is not None:
         meta["lobo"] = {"pooled": cv["pooled"], "macro_f1": cv["macro_f1"]}
@@ -382,26 +468,41 @@ def dumps(model: dict) -> str:
 def format_table(cv: dict, k: int = 20) -> str:
     lines = [f"{'book':12s} {'sent':>5s} {'pos':>4s} {'P':>6s} {'R':>6s} {'F1':>6s} {'type':>6s} {'P@' + str(k):>6s}"]
     for book, m in cv["per_book"].items():
-        lines.append(f"{book:12s} {m['tp'] + m['fp'] + m['fn'] + m['tn']:5d} {m['tp'] + m['fn']:4d} {m['precision']:6.3f} "
-                     f"{m['recall']:6.3f} {m['f1']:6.3f} {m['type_accuracy']:6.3f} {m[f'p_at_{k}']:6.3f}")
+        lines.append(
+            f"{book:12s} {m['tp'] + m['fp'] + m['fn'] + m['tn']:5d} {m['tp'] + m['fn']:4d} {m['precision']:6.3f} "
+            f"{m['recall']:6.3f} {m['f1']:6.3f} {m['type_accuracy']:6.3f} {m[f'p_at_{k}']:6.3f}"
+        )
     m = cv["pooled"]
-    lines.append(f"{'ALL (pooled)':12s} {m['tp'] + m['fp'] + m['fn'] + m['tn']:5d} {m['tp'] + m['fn']:4d} {m['precision']:6.3f} "
-                 f"{m['recall']:6.3f} {m['f1']:6.3f} {m['type_accuracy']:6.3f} {m[f'p_at_{k}']:6.3f}   macro F1 {cv['macro_f1']:.3f}")
+    lines.append(
+        f"{'ALL (pooled)':12s} {m['tp'] + m['fp'] + m['fn'] + m['tn']:5d} {m['tp'] + m['fn']:4d} {m['precision']:6.3f} "
+        f"{m['recall']:6.3f} {m['f1']:6.3f} {m['type_accuracy']:6.3f} {m[f'p_at_{k}']:6.3f}   macro F1 {cv['macro_f1']:.3f}"
+    )
     return "\n".join(lines)
 
 
 def format_markdown(cv: dict, k: int = 20) -> str:
     """The per-book table as Markdown (for the README)."""
-    lines = ["| book | non-neutral sentences | positives | P | R | F1 | type acc. | P@20 |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| book | non-neutral sentences | positives | P | R | F1 | type acc. | P@20 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     rows = list(cv["per_book"].items()) + [("**all (pooled)**", cv["pooled"])]
     for book, m in rows:
-        lines.append(f"| {book} | {m['tp'] + m['fp'] + m['fn'] + m['tn']} | {m['tp'] + m['fn']} | {m['precision']:.3f} | "
-                     f"{m['recall']:.3f} | {m['f1']:.3f} | {m['type_accuracy']:.3f} | {m[f'p_at_{k}']:.3f} |")
+        lines.append(
+            f"| {book} | {m['tp'] + m['fp'] + m['fn'] + m['tn']} | {m['tp'] + m['fn']} | {m['precision']:.3f} | "
+            f"{m['recall']:.3f} | {m['f1']:.3f} | {m['type_accuracy']:.3f} | {m[f'p_at_{k}']:.3f} |"
+        )
     return "\n".join(lines)
 
 
-def fit_command(gold: Path = DEFAULT_GOLD, out: Path | None = None, cache: Path = DEFAULT_CACHE,
-                langs=("ru", "en"), cv: bool = True, echo=print) -> dict:
+def fit_command(
+    gold: Path = DEFAULT_GOLD,
+    out: Path | None = None,
+    cache: Path = DEFAULT_CACHE,
+    langs=("ru", "en"),
+    cv: bool = True,
+    echo=print,
+) -> dict:
     """Fit, cross-validate and write nlp/scorer/<lang>.json (or into `out`); returns the CV reports."""
     from bookreader_cli.nlp.scorer import MODEL_DIR
 
@@ -413,8 +514,10 @@ def fit_command(gold: Path = DEFAULT_GOLD, out: Path | None = None, cache: Path 
         settings = CHOSEN[lang]
         report = lobo(table, settings) if cv and len(table.books) > 1 else None
         if report is not None:
-            echo(f"leave-one-book-out CV, {lang}, {len(table.books)} books, mode ensemble "
-                 f"({', '.join(table.rows)}), threshold {settings.threshold}:")
+            echo(
+                f"leave-one-book-out CV, {lang}, {len(table.books)} books, mode ensemble "
+                f"({', '.join(table.rows)}), threshold {settings.threshold}:"
+            )
             echo(format_table(report))
             reports[lang] = {k: v for k, v in report.items() if k != "probs"}
         target = (Path(out) if out else MODEL_DIR) / f"{lang}.json"
@@ -435,8 +538,14 @@ def main(argv=None) -> int:
     ap.add_argument("--lang", default="ru,en")
     ap.add_argument("--no-cv", action="store_true")
     args = ap.parse_args(argv)
-    fit_command(args.gold, args.out, args.cache, [x for x in args.lang.split(",") if x], not args.no_cv,
-                echo=lambda line: print(line, file=sys.stderr))
+    fit_command(
+        args.gold,
+        args.out,
+        args.cache,
+        [x for x in args.lang.split(",") if x],
+        not args.no_cv,
+        echo=lambda line: print(line, file=sys.stderr),
+    )
     return 0
 
 

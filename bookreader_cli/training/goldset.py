@@ -17,8 +17,11 @@ from pathlib import Path
 def load_gold(gold_dir: Path, split: str = "dev") -> tuple[list[dict], dict]:
     """(passages, labels by (passage id, sentence index)) of one split, e.g. "dev", "train2", "en-train"."""
     gold_dir = Path(gold_dir)
-    passages = [json.loads(line) for line in (gold_dir / f"{split}-passages.jsonl").read_text(encoding="utf-8").splitlines()
-                if line.strip()]
+    passages = [
+        json.loads(line)
+        for line in (gold_dir / f"{split}-passages.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     labels = {}
     for line in (gold_dir / f"{split}-gold.jsonl").read_text(encoding="utf-8").splitlines():
         if line.strip():
@@ -91,10 +94,16 @@ def summarise(counts: dict, k: int = 20) -> dict:
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     top = sorted(counts["ranked"], key=lambda x: -x[0])[:k]
     return {
-        "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
         "type_accuracy": round(counts["type_ok"] / tp, 4) if tp else 0.0,
         f"p_at_{k}": round(sum(1 for _, r in top if r) / len(top), 4) if top else 0.0,
-        "tp": tp, "fp": fp, "fn": fn, "tn": counts["tn"], "ranked_descriptions": len(counts["ranked"]),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": counts["tn"],
+        "ranked_descriptions": len(counts["ranked"]),
     }
 
 

@@ -49,6 +49,7 @@ class AnnotatedParagraph:
 
 # ---------------------------------------------------------------- source text
 
+
 def _paragraphs_of_file(path: Path) -> list[str]:
     """Paragraph texts of a .txt, .fb2 or .epub file: enough structure for training text, no more."""
     suffix = path.suffix.lower()
@@ -138,6 +139,7 @@ def sample_paragraphs(per_file: list[list[str]], max_chars: int) -> list[str]:
 
 # ---------------------------------------------------------------- annotation
 
+
 def tree_with_labels(heads: list[int], deprels: list[str]) -> tuple[list[int], list[str]]:
     """slovnet's 1-based heads (0 = root) made a tree by nlp.tree.repair_tree, labels kept consistent:
     "root" on the root only; a re-attached former root becomes "parataxis"."""
@@ -189,8 +191,11 @@ def annotate(paragraphs: list[str]) -> list[AnnotatedParagraph]:
                 lemma = t.lemma or t.text.lower()
                 if t.pos == "PROPN" and t.text[:1].isupper():
                     lemma = lemma[:1].upper() + lemma[1:]
-                tokens.append(Token(t.text, t.start, t.stop, lemma, t.pos or "X", dict(t.feats or {}), h, r,
-                                    bio.get(t.start, "O")))
+                tokens.append(
+                    Token(
+                        t.text, t.start, t.stop, lemma, t.pos or "X", dict(t.feats or {}), h, r, bio.get(t.start, "O")
+                    )
+                )
             para.sentences.append(AnnotatedSentence(tokens, text[tokens[0].start : tokens[-1].end]))
         if writable and para.sentences:
             out.append(para)
@@ -198,6 +203,7 @@ def annotate(paragraphs: list[str]) -> list[AnnotatedParagraph]:
 
 
 # ---------------------------------------------------------------- writers
+
 
 def _feats(feats: dict) -> str:
     return "|".join(f"{k}={v}" for k, v in sorted(feats.items(), key=lambda kv: kv[0].lower())) or "_"
@@ -215,8 +221,22 @@ def write_conllu(paragraphs: list[AnnotatedParagraph], path: Path) -> int:
             for k, tok in enumerate(sent.tokens):
                 nxt = sent.tokens[k + 1].start if k + 1 < len(sent.tokens) else None
                 misc = "SpaceAfter=No" if nxt is not None and nxt == tok.end else "_"
-                lines.append("\t".join([str(k + 1), tok.text, tok.lemma, tok.upos, "_", _feats(tok.feats),
-                                        str(tok.head), tok.deprel, "_", misc]))
+                lines.append(
+                    "\t".join(
+                        [
+                            str(k + 1),
+                            tok.text,
+                            tok.lemma,
+                            tok.upos,
+                            "_",
+                            _feats(tok.feats),
+                            str(tok.head),
+                            tok.deprel,
+                            "_",
+                            misc,
+                        ]
+                    )
+                )
             lines.append("")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return count

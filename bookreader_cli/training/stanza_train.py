@@ -60,6 +60,7 @@ def default_sources(repo_root: Path | None = None) -> list[Path]:
 
 # ---------------------------------------------------------------- pretrain (word vectors)
 
+
 def build_pretrain(words: set[str], path: Path, top_n: int, dim: int) -> int:
     """A Stanza Pretrain file from Natasha's navec vectors: the training text's own words and navec's
     most frequent ones, at most top_n in all (frequent first), PCA-reduced to `dim`. Returns the
@@ -92,6 +93,7 @@ def build_pretrain(words: set[str], path: Path, top_n: int, dim: int) -> int:
 
 # ---------------------------------------------------------------- Stanza's trainers
 
+
 def _run(main, argv: list[str]) -> float:
     start = time.perf_counter()
     main(argv)
@@ -114,42 +116,184 @@ def _train_all(work: Path, lang_dir: Path, lang: str, size: TrainSize, only: tup
 
     if "tokenize" in only:
         (work / "mwt.json").write_text("[]", encoding="utf-8")  # Russian has no multi-word tokens
-        seconds["tokenize"] = _run(tokenizer.main, common + out("tokenize") + [
-            "--txt_file", str(work / "train.txt"), "--label_file", str(work / "train.labels"),
-            "--dev_txt_file", str(work / "dev.txt"), "--dev_label_file", str(work / "dev.labels"),
-            "--dev_conll_gold", dev, "--conll_file", str(work / "dev.tokenized.conllu"),
-            "--mwt_json_file", str(work / "mwt.json"), "--no_use_mwt", "--steps", str(size.tokenize_steps), "--eval_steps", str(max(size.tokenize_steps // 2, 50)),
-            "--max_seqlen", "100", "--batch_size", "32"])
+        seconds["tokenize"] = _run(
+            tokenizer.main,
+            common
+            + out("tokenize")
+            + [
+                "--txt_file",
+                str(work / "train.txt"),
+                "--label_file",
+                str(work / "train.labels"),
+                "--dev_txt_file",
+                str(work / "dev.txt"),
+                "--dev_label_file",
+                str(work / "dev.labels"),
+                "--dev_conll_gold",
+                dev,
+                "--conll_file",
+                str(work / "dev.tokenized.conllu"),
+                "--mwt_json_file",
+                str(work / "mwt.json"),
+                "--no_use_mwt",
+                "--steps",
+                str(size.tokenize_steps),
+                "--eval_steps",
+                str(max(size.tokenize_steps // 2, 50)),
+                "--max_seqlen",
+                "100",
+                "--batch_size",
+                "32",
+            ],
+        )
     if "pos" in only:
-        seconds["pos"] = _run(tagger.main, common + out("pos") + [
-            "--train_file", train, "--eval_file", dev, "--output_file", str(work / "dev.pos.conllu"),
-            "--wordvec_pretrain_file", pretrain, "--max_steps", str(size.tagger_steps),
-            "--eval_interval", str(max(size.tagger_steps // 4, 50)), "--fix_eval_interval",
-            "--hidden_dim", str(h), "--char_hidden_dim", str(h), "--deep_biaff_hidden_dim", str(h),
-            "--composite_deep_biaff_hidden_dim", str(h // 2), "--word_emb_dim", "32", "--char_emb_dim", "32",
-            "--tag_emb_dim", "16", "--transformed_dim", "64", "--batch_size", "32", "--no_second_optim",
-            "--lr", "0.01", "--dropout", "0.1", "--word_dropout", "0.05"])
+        seconds["pos"] = _run(
+            tagger.main,
+            common
+            + out("pos")
+            + [
+                "--train_file",
+                train,
+                "--eval_file",
+                dev,
+                "--output_file",
+                str(work / "dev.pos.conllu"),
+                "--wordvec_pretrain_file",
+                pretrain,
+                "--max_steps",
+                str(size.tagger_steps),
+                "--eval_interval",
+                str(max(size.tagger_steps // 4, 50)),
+                "--fix_eval_interval",
+                "--hidden_dim",
+                str(h),
+                "--char_hidden_dim",
+                str(h),
+                "--deep_biaff_hidden_dim",
+                str(h),
+                "--composite_deep_biaff_hidden_dim",
+                str(h // 2),
+                "--word_emb_dim",
+                "32",
+                "--char_emb_dim",
+                "32",
+                "--tag_emb_dim",
+                "16",
+                "--transformed_dim",
+                "64",
+                "--batch_size",
+                "32",
+                "--no_second_optim",
+                "--lr",
+                "0.01",
+                "--dropout",
+                "0.1",
+                "--word_dropout",
+                "0.05",
+            ],
+        )
     if "lemma" in only:
-        seconds["lemma"] = _run(lemmatizer.main, ["--shorthand", short, "--cpu", "--seed", "1234"]
-                                + out("lemma") + [
-            "--train_file", train, "--eval_file", dev, "--output_file", str(work / "dev.lemma.conllu"),
-            "--num_epoch", str(size.lemma_epochs), "--hidden_dim", str(h), "--emb_dim", "32", "--pos_dim", "32",
-            "--batch_size", "100"])
+        seconds["lemma"] = _run(
+            lemmatizer.main,
+            ["--shorthand", short, "--cpu", "--seed", "1234"]
+            + out("lemma")
+            + [
+                "--train_file",
+                train,
+                "--eval_file",
+                dev,
+                "--output_file",
+                str(work / "dev.lemma.conllu"),
+                "--num_epoch",
+                str(size.lemma_epochs),
+                "--hidden_dim",
+                str(h),
+                "--emb_dim",
+                "32",
+                "--pos_dim",
+                "32",
+                "--batch_size",
+                "100",
+            ],
+        )
     if "depparse" in only:
-        seconds["depparse"] = _run(parser.main, common + out("depparse") + [
-            "--train_file", train, "--eval_file", dev, "--output_file", str(work / "dev.depparse.conllu"),
-            "--wordvec_pretrain_file", pretrain, "--max_steps", str(size.parser_steps),
-            "--eval_interval", str(max(size.parser_steps // 4, 50)), "--no_checkpoint",
-            "--hidden_dim", str(h), "--char_hidden_dim", str(h), "--deep_biaff_hidden_dim", str(h),
-            "--deep_biaff_output_dim", str(h // 2), "--word_emb_dim", "32", "--char_emb_dim", "32",
-            "--tag_emb_dim", "16", "--transformed_dim", "64", "--num_layers", "2", "--batch_size", "600",
-            "--no_second_optim", "--optim", "adam", "--lr", "0.005", "--dropout", "0.2", "--word_dropout", "0.1"])
+        seconds["depparse"] = _run(
+            parser.main,
+            common
+            + out("depparse")
+            + [
+                "--train_file",
+                train,
+                "--eval_file",
+                dev,
+                "--output_file",
+                str(work / "dev.depparse.conllu"),
+                "--wordvec_pretrain_file",
+                pretrain,
+                "--max_steps",
+                str(size.parser_steps),
+                "--eval_interval",
+                str(max(size.parser_steps // 4, 50)),
+                "--no_checkpoint",
+                "--hidden_dim",
+                str(h),
+                "--char_hidden_dim",
+                str(h),
+                "--deep_biaff_hidden_dim",
+                str(h),
+                "--deep_biaff_output_dim",
+                str(h // 2),
+                "--word_emb_dim",
+                "32",
+                "--char_emb_dim",
+                "32",
+                "--tag_emb_dim",
+                "16",
+                "--transformed_dim",
+                "64",
+                "--num_layers",
+                "2",
+                "--batch_size",
+                "600",
+                "--no_second_optim",
+                "--optim",
+                "adam",
+                "--lr",
+                "0.005",
+                "--dropout",
+                "0.2",
+                "--word_dropout",
+                "0.1",
+            ],
+        )
     if "ner" in only:
-        seconds["ner"] = _run(ner_tagger.main, ["--shorthand", short, "--cpu", "--seed", "1234"] + out("ner") + [
-            "--train_file", str(work / "train.ner.json"), "--eval_file", str(work / "dev.ner.json"),
-            "--wordvec_pretrain_file", pretrain, "--max_steps", str(size.ner_steps),
-            "--eval_interval", str(max(size.ner_steps // 4, 50)), "--hidden_dim", str(h),
-            "--char_hidden_dim", str(h // 2), "--word_emb_dim", "32", "--char_emb_dim", "32", "--batch_size", "32"])
+        seconds["ner"] = _run(
+            ner_tagger.main,
+            ["--shorthand", short, "--cpu", "--seed", "1234"]
+            + out("ner")
+            + [
+                "--train_file",
+                str(work / "train.ner.json"),
+                "--eval_file",
+                str(work / "dev.ner.json"),
+                "--wordvec_pretrain_file",
+                pretrain,
+                "--max_steps",
+                str(size.ner_steps),
+                "--eval_interval",
+                str(max(size.ner_steps // 4, 50)),
+                "--hidden_dim",
+                str(h),
+                "--char_hidden_dim",
+                str(h // 2),
+                "--word_emb_dim",
+                "32",
+                "--char_emb_dim",
+                "32",
+                "--batch_size",
+                "32",
+            ],
+        )
     return seconds
 
 
@@ -165,17 +309,25 @@ def compact_checkpoint(path: Path) -> int:
         checkpoint.pop(key, None)
     model = checkpoint.get("model")
     if isinstance(model, dict):
-        checkpoint["model"] = {k: (v.half() if torch.is_tensor(v) and v.is_floating_point() else v)
-                               for k, v in model.items()}
+        checkpoint["model"] = {
+            k: (v.half() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in model.items()
+        }
     torch.save(checkpoint, path)
     return path.stat().st_size
 
 
 # ---------------------------------------------------------------- public API
 
-def train_stanza_models(out_dir: Path | str, lang: str = "ru", texts: list[str] | None = None,
-                        size: str = "smoke", sources: list[Path | str] | None = None,
-                        processors: tuple[str, ...] = PROCESSORS, keep_work: bool = False) -> dict:
+
+def train_stanza_models(
+    out_dir: Path | str,
+    lang: str = "ru",
+    texts: list[str] | None = None,
+    size: str = "smoke",
+    sources: list[Path | str] | None = None,
+    processors: tuple[str, ...] = PROCESSORS,
+    keep_work: bool = False,
+) -> dict:
     """Train Stanza models into a standard resources directory `out_dir` and return the manifest.
 
     `texts` are paragraphs to learn from; without them, paragraphs are sampled from `sources`
@@ -220,7 +372,9 @@ def train_stanza_models(out_dir: Path | str, lang: str = "ru", texts: list[str] 
         corpus.write_ner_json(dev_paras, work / "dev.ner.json")
         words = {t.text for p in train_paras + dev_paras for s in p.sentences for t in s.tokens}
         t0 = time.perf_counter()
-        vocab_size = build_pretrain(words, lang_dir / "pretrain" / f"{PACKAGE}.pt", spec.pretrain_words, spec.pretrain_dim)
+        vocab_size = build_pretrain(
+            words, lang_dir / "pretrain" / f"{PACKAGE}.pt", spec.pretrain_words, spec.pretrain_dim
+        )
         seconds = {"annotate": annotate_seconds, "pretrain": round(time.perf_counter() - t0, 1)}
         with contextlib.redirect_stdout(sys.stderr):  # Stanza's trainers print; stdout is for results
             seconds.update(_train_all(work, lang_dir, lang, spec, processors))
@@ -229,14 +383,21 @@ def train_stanza_models(out_dir: Path | str, lang: str = "ru", texts: list[str] 
         import stanza
 
         manifest = {
-            "package": PACKAGE, "lang": lang, "size": size, "settings": asdict(spec),
-            "sources": [_display_path(s) for s in used_sources], "paragraphs": len(texts),
-            "train_sentences": n_train, "dev_sentences": n_dev,
+            "package": PACKAGE,
+            "lang": lang,
+            "size": size,
+            "settings": asdict(spec),
+            "sources": [_display_path(s) for s in used_sources],
+            "paragraphs": len(texts),
+            "train_sentences": n_train,
+            "dev_sentences": n_dev,
             "train_tokens": sum(len(s.tokens) for p in train_paras for s in p.sentences),
-            "pretrain_vocab": vocab_size, "seconds": seconds,
+            "pretrain_vocab": vocab_size,
+            "seconds": seconds,
             "total_seconds": round(time.perf_counter() - started, 1),
             "files": {str(p.relative_to(stage)): p.stat().st_size for p in sorted(lang_dir.rglob("*.pt"))},
-            "stanza_version": stanza.__version__, "python": platform.python_version(),
+            "stanza_version": stanza.__version__,
+            "python": platform.python_version(),
         }
         (lang_dir / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -266,8 +427,9 @@ def _display_path(path: str) -> str:
     return str(path)
 
 
-def train_stanza_cli(out_dir: Path | str, size: str = "smoke", sources: list[Path | str] | None = None,
-                     lang: str = "ru") -> dict:
+def train_stanza_cli(
+    out_dir: Path | str, size: str = "smoke", sources: list[Path | str] | None = None, lang: str = "ru"
+) -> dict:
     """Entry point for `bookreader models train-stanza`: bad options become BadInput (exit 2)."""
     from bookreader_cli.errors import BadInput
 

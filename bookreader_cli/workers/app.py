@@ -25,6 +25,7 @@ from bookreader_cli.runs import NLP_QUEUE, QUEUES
 
 log = logging.getLogger("bookreader.celery")
 
+
 class Redelivered(Exception):
     """The task was delivered more times than max_redeliveries allows (its worker keeps dying)."""
 
@@ -39,8 +40,13 @@ def retry_options(max_retries: int) -> dict:
     """Celery's own retry (self.retry under the hood): transient errors, exponential backoff with jitter."""
     if not max_retries:
         return {"max_retries": 0}
-    return {"max_retries": max_retries, "autoretry_for": _transient_errors(), "retry_backoff": True,
-            "retry_backoff_max": 600, "retry_jitter": True}
+    return {
+        "max_retries": max_retries,
+        "autoretry_for": _transient_errors(),
+        "retry_backoff": True,
+        "retry_backoff_max": 600,
+        "retry_jitter": True,
+    }
 
 
 # stable name → (job function in bookreader_cli.jobs, queue, max_retries, extra task options)
@@ -144,8 +150,10 @@ class BookreaderTask(Task):
         if deliveries > 1:
             log.warning("task %s[%s] delivery %d", self.name, self.request.id, deliveries)
         if deliveries > 1 + limit:
-            raise Redelivered(f"{self.name}[{self.request.id}] delivered {deliveries} times "
-                              f"(max_redeliveries={limit}): its worker keeps dying; giving up")
+            raise Redelivered(
+                f"{self.name}[{self.request.id}] delivered {deliveries} times "
+                f"(max_redeliveries={limit}): its worker keeps dying; giving up"
+            )
 
     @classmethod
     def _client(cls, url: str):

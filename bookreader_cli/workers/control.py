@@ -41,14 +41,30 @@ def _command(settings, program: list[str]) -> dict:
     return {"argv": argv, "env": env, "broker": _safe_url(settings.celery.broker_url)}
 
 
-def worker_command(settings, queues: str, concurrency: int | None, pool: str, loglevel: str,
-                   hostname: str | None = None, extra: Sequence[str] = ()) -> dict:
+def worker_command(
+    settings,
+    queues: str,
+    concurrency: int | None,
+    pool: str,
+    loglevel: str,
+    hostname: str | None = None,
+    extra: Sequence[str] = (),
+) -> dict:
     require_celery()
     names = parse_queues(queues)
     if concurrency is not None and concurrency < 1:
         raise BadInput("--concurrency must be at least 1")
-    program = ["worker", "--queues", ",".join(names), "--pool", pool,
-               "--concurrency", str(concurrency or settings.nlp.workers), "--loglevel", loglevel]
+    program = [
+        "worker",
+        "--queues",
+        ",".join(names),
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency or settings.nlp.workers),
+        "--loglevel",
+        loglevel,
+    ]
     if hostname:
         program += ["--hostname", hostname]
     return _command(settings, program + list(extra))
@@ -56,8 +72,9 @@ def worker_command(settings, queues: str, concurrency: int | None, pool: str, lo
 
 def beat_command(settings, loglevel: str) -> dict:
     settings.home.mkdir(parents=True, exist_ok=True)
-    return _command(settings, ["beat", "--schedule", str(settings.home / "celerybeat-schedule"),
-                               "--loglevel", loglevel])
+    return _command(
+        settings, ["beat", "--schedule", str(settings.home / "celerybeat-schedule"), "--loglevel", loglevel]
+    )
 
 
 def exec_command(command: dict) -> None:
@@ -119,15 +136,29 @@ def worker_rows(result: dict) -> list[tuple]:
         if result["command"] in ("active", "reserved", "scheduled"):
             for task in reply or []:
                 task = task.get("request", task)
-                rows.append((worker, task.get("name"), task.get("id"), str(task.get("args"))[:60],
-                             task.get("delivery_info", {}).get("routing_key")))
+                rows.append(
+                    (
+                        worker,
+                        task.get("name"),
+                        task.get("id"),
+                        str(task.get("args"))[:60],
+                        task.get("delivery_info", {}).get("routing_key"),
+                    )
+                )
             if not reply:
                 rows.append((worker, "(idle)", "", "", ""))
         elif result["command"] == "stats":
             pool = reply.get("pool", {})
             total = sum((reply.get("total") or {}).values())
-            rows.append((worker, pool.get("implementation", "").split(":")[0].rsplit(".", 1)[-1], pool.get("max-concurrency"),
-                         total, reply.get("uptime")))
+            rows.append(
+                (
+                    worker,
+                    pool.get("implementation", "").split(":")[0].rsplit(".", 1)[-1],
+                    pool.get("max-concurrency"),
+                    total,
+                    reply.get("uptime"),
+                )
+            )
         else:
             rows.append((worker, str(reply)[:100], "", "", ""))
     return rows

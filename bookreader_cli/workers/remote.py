@@ -48,9 +48,14 @@ def vote_settings(nlp: NlpSettings | None) -> dict:
 
 def chapter_payload(chapter: Chapter, lang: str, mode: str, processors, nlp: NlpSettings | None) -> dict:
     """One chapter's job as JSON: text, paragraphs as [start, end, kind] lists, and the vote settings."""
-    return {"text": chapter.text, "paragraphs": [[p.start, p.end, p.kind] for p in chapter.paragraphs],
-            "lang": lang, "mode": mode, "processors": list(processors) if processors else None,
-            "settings": vote_settings(nlp)}
+    return {
+        "text": chapter.text,
+        "paragraphs": [[p.start, p.end, p.kind] for p in chapter.paragraphs],
+        "lang": lang,
+        "mode": mode,
+        "processors": list(processors) if processors else None,
+        "settings": vote_settings(nlp),
+    }
 
 
 def run_chapter_job(job: dict) -> dict:
@@ -68,8 +73,13 @@ def run_chapter_job(job: dict) -> dict:
         chapter = chapter_from_text(job["text"])
     else:
         chapter = Chapter("", job["text"], [Paragraph(int(s), int(e), k) for s, e, k in job["paragraphs"]])
-    result = analyze_chapter(chapter, lang=job.get("lang") or "ru", mode=job.get("mode") or "ensemble",
-                             processors=job.get("processors"), nlp=settings.nlp)
+    result = analyze_chapter(
+        chapter,
+        lang=job.get("lang") or "ru",
+        mode=job.get("mode") or "ensemble",
+        processors=job.get("processors"),
+        nlp=settings.nlp,
+    )
     return jsonable(result)
 
 
@@ -85,12 +95,24 @@ def result_from_dict(data: dict) -> AnalysisResult:
 REPORT_EVERY = 10.0  # seconds without a finished chapter before the coordinator says what it waits for
 
 
-def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "ensemble",
-                    processors: Sequence[str] | None = None, workers: int = 2, on_chapter: Callable | None = None,
-                    nlp: NlpSettings | None = None, pool=None, *, settings: Settings | None = None, app=None,
-                    timeout: float | None = None, interval: float = 0.2,
-                    on_warning: Callable[[str], None] | None = None,
-                    report_every: float = REPORT_EVERY, on_part: Callable | None = None) -> Iterator[tuple[int, Any]]:
+def celery_run_book(
+    chapters: Iterable[Chapter],
+    lang: str = "ru",
+    mode: str = "ensemble",
+    processors: Sequence[str] | None = None,
+    workers: int = 2,
+    on_chapter: Callable | None = None,
+    nlp: NlpSettings | None = None,
+    pool=None,
+    *,
+    settings: Settings | None = None,
+    app=None,
+    timeout: float | None = None,
+    interval: float = 0.2,
+    on_warning: Callable[[str], None] | None = None,
+    report_every: float = REPORT_EVERY,
+    on_part: Callable | None = None,
+) -> Iterator[tuple[int, Any]]:
     """nlp.runner.run_book's contract on Celery: yield (chapter_index, AnalysisResult) as chapters finish.
 
     `settings` give the broker (default: the environment's); `nlp` the vote settings (default: settings.nlp).
@@ -116,8 +138,7 @@ def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "
     nlp = nlp or (settings.nlp if settings is not None else None)
     check_request(mode, processors, nlp)  # the local runner's check: bad input before anything is sent
     app = app or make_app(settings)
-    jobs = [(index, chapter_payload(chapter, lang, mode, processors, nlp))
-            for index, chapter in enumerate(chapters)]
+    jobs = [(index, chapter_payload(chapter, lang, mode, processors, nlp)) for index, chapter in enumerate(chapters)]
     if not jobs:
         return
     warn = on_warning or logging.getLogger("bookreader.celery").warning
@@ -153,8 +174,10 @@ def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "
         while pending:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise JobFailed(f"{len(pending)} chapter(s) unfinished after {timeout:g}s: is a worker consuming "
-                                f"the '{NLP_QUEUE}' queue?")
+                raise JobFailed(
+                    f"{len(pending)} chapter(s) unfinished after {timeout:g}s: is a worker consuming "
+                    f"the '{NLP_QUEUE}' queue?"
+                )
             tick = report_every if left is None else min(report_every, left)
             batch = ResultSet([handles[t] for t in pending], app=app)
             came_back = 0  # chapters that came back during this tick
@@ -168,7 +191,7 @@ def celery_run_book(chapters: Iterable[Chapter], lang: str = "ru", mode: str = "
                     if meta["status"] != "SUCCESS":
                         exc = app.backend.exception_to_python(meta.get("result"))
                         if isinstance(exc, BookreaderError):  # the engine's own verdict (say, no processor
-                            raise exc from None              # for this language): the local run's message
+                            raise exc from None  # for this language): the local run's message
                         raise JobFailed(f"chapter {index} failed on a Celery worker: {type(exc).__name__}: {exc}")
                     handles[task_id].forget()
                     result = result_from_dict(meta["result"])

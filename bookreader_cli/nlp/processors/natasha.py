@@ -133,8 +133,12 @@ class NatashaProcessor:
         known = self._maybe_cache.get(key)
         if known is None:
             parses = self.models["vocab"].parse(first[0])
-            known = any({"Name", "Surn", "Patr", "Geox", "Orgn"} & set(str(p.tag).replace(" ", ",").split(","))
-                        or p.tag.POS is None or "UNKN" in p.tag for p in parses[:3])
+            known = any(
+                {"Name", "Surn", "Patr", "Geox", "Orgn"} & set(str(p.tag).replace(" ", ",").split(","))
+                or p.tag.POS is None
+                or "UNKN" in p.tag
+                for p in parses[:3]
+            )
             self._maybe_cache[key] = known
         return known
 
@@ -165,55 +169,78 @@ class NatashaProcessor:
         modified = []
         for i, c in enumerate(cats):
             if pos[i] == "NOUN" and c and "speech" not in c:
-                mods = [j for j in children.get(i, []) if rels[j] in _MODIFIER_RELS and pos[j] in ("ADJ", "VERB", "NOUN")]
+                mods = [
+                    j for j in children.get(i, []) if rels[j] in _MODIFIER_RELS and pos[j] in ("ADJ", "VERB", "NOUN")
+                ]
                 if mods:
                     modified.append(" ".join(words[j] for j in sorted([i] + mods)))
         # impersonal state: root ADV/short ADJ from light/weather/sound ("было тихо, темно")
-        state = sum(1 for i, c in enumerate(cats)
-                    if pos[i] in _STATE_POS and (c & {"light", "weather", "sound"}) and (heads[i] == -1 or rels[i] == "conj"))
+        state = sum(
+            1
+            for i, c in enumerate(cats)
+            if pos[i] in _STATE_POS and (c & {"light", "weather", "sound"}) and (heads[i] == -1 or rels[i] == "conj")
+        )
         # a person's or animal's look: subject is a PER entity or an animal, predicate a posture verb
         per_tokens = set()
         plain = without_yo(sentence.text)  # the text the tokens were tagged as
         for span in ner_spans:
             if span.type == "PER":
                 per_tokens.update(_tokens_in(morph_tokens, plain, span.start, span.stop))
-        beings = {j for j, t in enumerate(morph_tokens)
-                  if pos[j] in NOMINAL and is_being(t.pos, t.feats, cats[j], j in per_tokens, lemmas[j])}
+        beings = {
+            j
+            for j, t in enumerate(morph_tokens)
+            if pos[j] in NOMINAL and is_being(t.pos, t.feats, cats[j], j in per_tokens, lemmas[j])
+        }
         type_hits = typing_hits(Tree(lemmas, pos, heads, rels, cats, beings))
-        person_look = sum(1 for i, c in enumerate(cats)
-                          if "posture" in c and any(rels[j] == "nsubj" and (j in per_tokens or "animals" in cats[j])
-                                                    for j in children.get(i, [])))
+        person_look = sum(
+            1
+            for i, c in enumerate(cats)
+            if "posture" in c
+            and any(rels[j] == "nsubj" and (j in per_tokens or "animals" in cats[j]) for j in children.get(i, []))
+        )
         loc_entities = sum(1 for span in ner_spans if span.type == "LOC")
-        speech_clause = sum(1 for i, c in enumerate(cats)
-                            if "speech" in c and pos[i] == "VERB" and any(rels[j] in _SPEECH_RELS for j in children.get(i, [])))
+        speech_clause = sum(
+            1
+            for i, c in enumerate(cats)
+            if "speech" in c and pos[i] == "VERB" and any(rels[j] in _SPEECH_RELS for j in children.get(i, []))
+        )
 
         n_words = sum(1 for w in words if w.isalpha())
         features, _ = F.lexicon_counts(lemmas, lexicon, n_words)
         looked_at = sum(1 for j, r in enumerate(rels) if r == "nsubj" and (j in per_tokens or "animals" in cats[j]))
-        type_scores = picture_scores(type_hits, {"atmosphere": 2.0 * state,
-                                        "character": 1.0 * person_look + (1.0 * looked_at if has_look(hits) else 0.0),
-                                        "location": 1.0 * loc_entities})
+        type_scores = picture_scores(
+            type_hits,
+            {
+                "atmosphere": 2.0 * state,
+                "character": 1.0 * person_look + (1.0 * looked_at if has_look(hits) else 0.0),
+                "location": 1.0 * loc_entities,
+            },
+        )
         first_person = sum(1 for t in morph_tokens if t.pos == "PRON" and t.feats.get("Person") in ("1", "2"))
         features.update(F.pos_shares(pos))
         features.update(F.type_features(type_scores))
-        features.update({
-            "analysed": 1.0,
-            "modified_nouns": float(min(len(modified), 4)),
-            "state_predicate": float(min(state, 2)),
-            "person_look": float(min(person_look, 2)),
-            "looked_at": float(min(looked_at, 2)),
-            "loc_entity": float(min(loc_entities, 2)),
-            "per_entity": float(min(sum(1 for s in ner_spans if s.type == "PER"), 2)),
-            "speech_clause": float(min(speech_clause, 2)),
-            "dialogue_person": float(min(first_person, 3)),
-            "imperative": float(any(t.feats.get("Mood") == "Imp" for t in morph_tokens)),
-            "past_tense": float(any(t.feats.get("Tense") == "Past" for t in morph_tokens)),
-            "present_tense": float(any(t.feats.get("Tense") == "Pres" and t.pos in ("VERB", "AUX") for t in morph_tokens)),
-        })
+        features.update(
+            {
+                "analysed": 1.0,
+                "modified_nouns": float(min(len(modified), 4)),
+                "state_predicate": float(min(state, 2)),
+                "person_look": float(min(person_look, 2)),
+                "looked_at": float(min(looked_at, 2)),
+                "loc_entity": float(min(loc_entities, 2)),
+                "per_entity": float(min(sum(1 for s in ner_spans if s.type == "PER"), 2)),
+                "speech_clause": float(min(speech_clause, 2)),
+                "dialogue_person": float(min(first_person, 3)),
+                "imperative": float(any(t.feats.get("Mood") == "Imp" for t in morph_tokens)),
+                "past_tense": float(any(t.feats.get("Tense") == "Past" for t in morph_tokens)),
+                "present_tense": float(
+                    any(t.feats.get("Tense") == "Pres" and t.pos in ("VERB", "AUX") for t in morph_tokens)
+                ),
+            }
+        )
         evidence = {
             "categories": dict(hits),
             "modified_nouns": modified[:8],
-            "entities": [(s.type, sentence.text[s.start:s.stop]) for s in ner_spans],
+            "entities": [(s.type, sentence.text[s.start : s.stop]) for s in ner_spans],
             "rule_types": type_scores,
         }
         return features, evidence

@@ -24,8 +24,10 @@ from bookreader_cli.nlp.lexicon import CATEGORY_TYPE, load as load_lexicon, sett
 from bookreader_cli.nlp.scoring import Subjects, picture_scores
 from bookreader_cli.nlp.syntax import is_being, look_category
 
-TRAINED_PIPELINES = {"ru": ("ru_core_news_lg", "ru_core_news_md", "ru_core_news_sm"),
-                     "en": ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")}
+TRAINED_PIPELINES = {
+    "ru": ("ru_core_news_lg", "ru_core_news_md", "ru_core_news_sm"),
+    "en": ("en_core_web_lg", "en_core_web_md", "en_core_web_sm"),
+}
 
 # Word lists the phrase patterns need beyond the lexicon files, per language.
 _PATTERN_WORDS = {
@@ -33,8 +35,21 @@ _PATTERN_WORDS = {
         "with": ["с", "со"],
         "in": ["в", "во"],
         "be": ["быть", "стать", "становиться", "сделаться"],
-        "perceive": ["видеть", "увидеть", "увидать", "виднеться", "показаться", "слышать", "услышать",
-                     "слышный", "послышаться", "раздаться", "раздаваться", "доноситься", "пахнуть"],
+        "perceive": [
+            "видеть",
+            "увидеть",
+            "увидать",
+            "виднеться",
+            "показаться",
+            "слышать",
+            "услышать",
+            "слышный",
+            "послышаться",
+            "раздаться",
+            "раздаваться",
+            "доноситься",
+            "пахнуть",
+        ],
     },
     "en": {
         "with": ["with"],
@@ -142,6 +157,7 @@ class SpacyProcessor:
         is scored on its surface and vector features alone."""
         cache = self._screen_cache.setdefault(lang, {})
         if lang == "ru":
+
             def candidates(word: str):
                 return [word] + [p.normal_form for p in F.parses(word)]
         else:
@@ -194,24 +210,36 @@ class SpacyProcessor:
         places = entities["LOC"] + entities["GPE"] + entities["FAC"]
         if places:
             type_hits["landscape"] += places
-        boosts = {"character": 2.0 * (patterns["WITH_FEATURE"] + patterns["WEARING"]),
-                  "atmosphere": 2.0 * patterns["STATE"]}
+        boosts = {
+            "character": 2.0 * (patterns["WITH_FEATURE"] + patterns["WEARING"]),
+            "atmosphere": 2.0 * patterns["STATE"],
+        }
         type_scores = picture_scores(type_hits, boosts, _subjects(doc, lexicon))
         features.update(F.pos_shares([t.pos_ for t in doc]))
         features.update(F.type_features(type_scores))
-        features.update({
-            "analysed": 1.0,
-            "described_noun": float(min(patterns["DESCRIBED_NOUN"], 4)),
-            "with_feature": float(min(patterns["WITH_FEATURE"], 2)),
-            "wearing": float(min(patterns["WEARING"], 2)),
-            "state": float(min(patterns["STATE"], 2)),
-            "perceive": float(min(patterns["PERCEIVE"], 2)),
-            "loc_entity": float(min(places, 2)),
-            "per_entity": float(min(entities["PER"] + entities["PERSON"], 2)),
-            "dialogue_person": float(min(sum(1 for t in doc if t.morph.get("Person") and t.morph.get("Person")[0] in ("1", "2")
-                                             and t.pos_ == "PRON"), 3)),
-            "past_tense": float(any(t.morph.get("Tense") == ["Past"] for t in doc)),
-        })
+        features.update(
+            {
+                "analysed": 1.0,
+                "described_noun": float(min(patterns["DESCRIBED_NOUN"], 4)),
+                "with_feature": float(min(patterns["WITH_FEATURE"], 2)),
+                "wearing": float(min(patterns["WEARING"], 2)),
+                "state": float(min(patterns["STATE"], 2)),
+                "perceive": float(min(patterns["PERCEIVE"], 2)),
+                "loc_entity": float(min(places, 2)),
+                "per_entity": float(min(entities["PER"] + entities["PERSON"], 2)),
+                "dialogue_person": float(
+                    min(
+                        sum(
+                            1
+                            for t in doc
+                            if t.morph.get("Person") and t.morph.get("Person")[0] in ("1", "2") and t.pos_ == "PRON"
+                        ),
+                        3,
+                    )
+                ),
+                "past_tense": float(any(t.morph.get("Tense") == ["Past"] for t in doc)),
+            }
+        )
         evidence = {"categories": dict(hits), "patterns": matched[:12], "rule_types": type_scores}
         return features, evidence
 
@@ -269,22 +297,48 @@ def _build_matcher(nlp, lang: str):
         members = lexicon.members(category)
         if members:
             matcher.add(f"CAT_{category.upper()}", [[{"LEMMA": {"IN": members}}]])
-    nouns = sorted({w for c in ("body", "clothing", "landscape", "architecture", "interior", "objects",
-                                "animals", "light", "weather", "sound") for w in lexicon.members(c)})
+    nouns = sorted(
+        {
+            w
+            for c in (
+                "body",
+                "clothing",
+                "landscape",
+                "architecture",
+                "interior",
+                "objects",
+                "animals",
+                "light",
+                "weather",
+                "sound",
+            )
+            for w in lexicon.members(c)
+        }
+    )
     person_parts = sorted(set(lexicon.members("body")) | set(lexicon.members("clothing")))
     clothes = lexicon.members("clothing")
     ambient = sorted({w for c in ("light", "weather", "sound") for w in lexicon.members(c)})
     adj = {"POS": {"IN": ["ADJ"]}}
     adj_or_part = {"POS": {"IN": ["ADJ", "VERB", "CCONJ", "PUNCT"]}, "OP": "*"}
     modifiers = sorted({w for c in ("appearance", "colour", "materials") for w in lexicon.members(c)})
-    matcher.add("DESCRIBED_NOUN", [
-        [adj, {"POS": "ADJ", "OP": "*"}, {"LEMMA": {"IN": nouns}}],
-        [{"LEMMA": {"IN": modifiers}}, {"OP": "?"}, {"LEMMA": {"IN": nouns}}],
-    ], greedy="LONGEST")
-    matcher.add("WITH_FEATURE", [[{"LOWER": {"IN": words["with"]}}, adj_or_part, {"LEMMA": {"IN": person_parts}}]],
-                greedy="LONGEST")
-    matcher.add("WEARING", [[{"LOWER": {"IN": words["in"]}}, {"POS": "ADJ", "OP": "*"}, {"LEMMA": {"IN": clothes}}]],
-                greedy="LONGEST")
+    matcher.add(
+        "DESCRIBED_NOUN",
+        [
+            [adj, {"POS": "ADJ", "OP": "*"}, {"LEMMA": {"IN": nouns}}],
+            [{"LEMMA": {"IN": modifiers}}, {"OP": "?"}, {"LEMMA": {"IN": nouns}}],
+        ],
+        greedy="LONGEST",
+    )
+    matcher.add(
+        "WITH_FEATURE",
+        [[{"LOWER": {"IN": words["with"]}}, adj_or_part, {"LEMMA": {"IN": person_parts}}]],
+        greedy="LONGEST",
+    )
+    matcher.add(
+        "WEARING",
+        [[{"LOWER": {"IN": words["in"]}}, {"POS": "ADJ", "OP": "*"}, {"LEMMA": {"IN": clothes}}]],
+        greedy="LONGEST",
+    )
     matcher.add("STATE", [[{"LEMMA": {"IN": words["be"]}}, {"OP": "?"}, {"LEMMA": {"IN": ambient}}]])
     matcher.add("PERCEIVE", [[{"LEMMA": {"IN": words["perceive"]}}]])
     return matcher
@@ -326,8 +380,26 @@ def _register_components() -> None:
         return doc
 
 
-_EN_PRONOUNS = {"i", "me", "my", "we", "us", "our", "you", "your", "he", "him", "his", "she", "her", "it", "its",
-                "they", "them", "their"}
+_EN_PRONOUNS = {
+    "i",
+    "me",
+    "my",
+    "we",
+    "us",
+    "our",
+    "you",
+    "your",
+    "he",
+    "him",
+    "his",
+    "she",
+    "her",
+    "it",
+    "its",
+    "they",
+    "them",
+    "their",
+}
 
 
 class PymorphyPos:
@@ -357,14 +429,44 @@ class PymorphyPos:
 
 def crude_english_lemma(word: str) -> str:
     """Good enough for lexicon look-ups: strip common inflections (shoes→shoe, lit→lit, glowed→glow)."""
-    irregular = {"feet": "foot", "teeth": "tooth", "men": "man", "women": "woman", "children": "child",
-                 "mice": "mouse", "geese": "goose", "wore": "wear", "worn": "wear", "stood": "stand",
-                 "sat": "sit", "lay": "lie", "was": "be", "were": "be", "is": "be", "are": "be", "been": "be",
-                 "said": "say", "thought": "think", "knew": "know", "felt": "feel", "saw": "see", "heard": "hear"}
+    irregular = {
+        "feet": "foot",
+        "teeth": "tooth",
+        "men": "man",
+        "women": "woman",
+        "children": "child",
+        "mice": "mouse",
+        "geese": "goose",
+        "wore": "wear",
+        "worn": "wear",
+        "stood": "stand",
+        "sat": "sit",
+        "lay": "lie",
+        "was": "be",
+        "were": "be",
+        "is": "be",
+        "are": "be",
+        "been": "be",
+        "said": "say",
+        "thought": "think",
+        "knew": "know",
+        "felt": "feel",
+        "saw": "see",
+        "heard": "hear",
+    }
     if word in irregular:
         return irregular[word]
-    for suffix, repl in (("ies", "y"), ("ves", "f"), ("sses", "ss"), ("shes", "sh"), ("ches", "ch"),
-                         ("ing", ""), ("ied", "y"), ("ed", ""), ("s", "")):
+    for suffix, repl in (
+        ("ies", "y"),
+        ("ves", "f"),
+        ("sses", "ss"),
+        ("shes", "sh"),
+        ("ches", "ch"),
+        ("ing", ""),
+        ("ied", "y"),
+        ("ed", ""),
+        ("s", ""),
+    ):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)] + repl
     return word

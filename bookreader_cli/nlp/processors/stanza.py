@@ -47,8 +47,14 @@ _CLAUSE_RELS = {"ccomp", "parataxis", "xcomp"}
 class StanzaProcessor:
     name = "stanza"
 
-    def __init__(self, nlp: NlpSettings | None = None, models_dir: str | Path | None = None, lang: str = "ru",
-                 screen: bool = True, ner: bool | None = None):
+    def __init__(
+        self,
+        nlp: NlpSettings | None = None,
+        models_dir: str | Path | None = None,
+        lang: str = "ru",
+        screen: bool = True,
+        ner: bool | None = None,
+    ):
         # explicit: the user named a directory (argument or config nlp.stanza_dir); otherwise
         # <home>/models/stanza is only the default, and bundled models may stand in
         nlp = nlp or NlpSettings()
@@ -252,37 +258,61 @@ def analyse_one(sentence: Sentence, analysed, lexicon) -> tuple[dict, dict]:
                 modified.append(" ".join(texts[j] for j in sorted([i] + mods)))
     root = heads.index(-1) if -1 in heads else 0
     copular = int(any(r == "cop" for r in rels)) + int(upos[root] in ("ADJ", "ADV") and n_words > 1)
-    states = sum(1 for i, c in enumerate(cats) if upos[i] in ("ADJ", "ADV") and c & {"light", "weather", "sound"}
-                 and (i == root or rels[i] == "conj"))
-    speech_clause = sum(1 for i, c in enumerate(cats) if "speech" in c and upos[i] == "VERB"
-                        and (i == root or any(rels[j] in _CLAUSE_RELS for j in children.get(i, []))))
-    dialogue_person = sum(1 for u, f in zip(upos, feats)
-                          if (u == "PRON" and f.get("Person") in ("1", "2")) or f.get("Mood") == "Imp")
+    states = sum(
+        1
+        for i, c in enumerate(cats)
+        if upos[i] in ("ADJ", "ADV") and c & {"light", "weather", "sound"} and (i == root or rels[i] == "conj")
+    )
+    speech_clause = sum(
+        1
+        for i, c in enumerate(cats)
+        if "speech" in c
+        and upos[i] == "VERB"
+        and (i == root or any(rels[j] in _CLAUSE_RELS for j in children.get(i, [])))
+    )
+    dialogue_person = sum(
+        1 for u, f in zip(upos, feats) if (u == "PRON" and f.get("Person") in ("1", "2")) or f.get("Mood") == "Imp"
+    )
     entities = [(e.type, e.text) for e in getattr(analysed, "ents", [])]
     loc_entities = sum(1 for kind, _ in entities if kind == "LOC")
 
     persons = sum(1 for kind, _ in entities if kind == "PER")
-    beings = {j for j, (u, f, c, lemma) in enumerate(zip(upos, feats, cats, lemmas))
-              if is_being(u, f, c, lemma=lemma, lang=lexicon.lang)}
+    beings = {
+        j
+        for j, (u, f, c, lemma) in enumerate(zip(upos, feats, cats, lemmas))
+        if is_being(u, f, c, lemma=lemma, lang=lexicon.lang)
+    }
     type_hits = typing_hits(Tree(lemmas, upos, heads, rels, cats, beings, lang=lexicon.lang))
-    type_scores = picture_scores(type_hits, {"atmosphere": 1.5 * states, "location": 1.0 * loc_entities,
-                                             "character": 1.0 * persons if has_look(hits) else 0.0})
+    type_scores = picture_scores(
+        type_hits,
+        {
+            "atmosphere": 1.5 * states,
+            "location": 1.0 * loc_entities,
+            "character": 1.0 * persons if has_look(hits) else 0.0,
+        },
+    )
     features, _ = F.lexicon_counts(lemmas, lexicon, n_words)
     features.update(F.pos_shares(upos))
     features.update(F.type_features(type_scores))
-    features.update({
-        "analysed": 1.0,
-        "adj_density": modifiers / n_words,
-        "modified_nouns": float(min(len(modified), 4)),
-        "copular": float(min(copular + states, 2)),
-        "state_predicate": float(min(states, 2)),
-        "loc_entity": float(min(loc_entities, 2)),
-        "speech_clause": float(min(speech_clause, 2)),
-        "dialogue_person": float(min(dialogue_person, 2)),
-        "visual_subjects": float(min(sum(1 for j, c in enumerate(cats) if rels[j] == "nsubj" and c - {"speech"}), 2)),
-        "visual_objects": float(min(sum(1 for j, c in enumerate(cats) if rels[j] in ("obj", "obl") and c - {"speech"}), 3)),
-        "past_tense": float(any(f.get("Tense") == "Past" for f in feats)),
-    })
+    features.update(
+        {
+            "analysed": 1.0,
+            "adj_density": modifiers / n_words,
+            "modified_nouns": float(min(len(modified), 4)),
+            "copular": float(min(copular + states, 2)),
+            "state_predicate": float(min(states, 2)),
+            "loc_entity": float(min(loc_entities, 2)),
+            "speech_clause": float(min(speech_clause, 2)),
+            "dialogue_person": float(min(dialogue_person, 2)),
+            "visual_subjects": float(
+                min(sum(1 for j, c in enumerate(cats) if rels[j] == "nsubj" and c - {"speech"}), 2)
+            ),
+            "visual_objects": float(
+                min(sum(1 for j, c in enumerate(cats) if rels[j] in ("obj", "obl") and c - {"speech"}), 3)
+            ),
+            "past_tense": float(any(f.get("Tense") == "Past" for f in feats)),
+        }
+    )
     evidence = {
         "categories": dict(hits),
         "modified_nouns": modified[:8],

@@ -35,8 +35,10 @@ def model_path(lang: str) -> Path:
 def load_models(path: str) -> dict:
     """The fitted file (once per process), as {processor: ProcessorModel} plus its metadata."""
     raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {"meta": {k: v for k, v in raw.items() if k != "processors"},
-            "processors": {name: ProcessorModel(spec) for name, spec in raw.get("processors", {}).items()}}
+    return {
+        "meta": {k: v for k, v in raw.items() if k != "processors"},
+        "processors": {name: ProcessorModel(spec) for name, spec in raw.get("processors", {}).items()},
+    }
 
 
 def model_for(processor: str, lang: str, path: str | Path | None = None) -> ProcessorModel:
@@ -96,8 +98,9 @@ class ProcessorModel:
         return p, full
 
 
-def design(rows: list[dict], paragraphs: list[int], features: list[str], context: list[str],
-           paragraph: list[str] | tuple = ()):
+def design(
+    rows: list[dict], paragraphs: list[int], features: list[str], context: list[str], paragraph: list[str] | tuple = ()
+):
     """Feature matrix: the named features (missing = 0), then for `context` the previous and the next
     sentence's values in the same paragraph (0 at the paragraph's edge) and two edge flags, then for
     `paragraph` the mean over the sentence's paragraph."""
@@ -106,7 +109,9 @@ def design(rows: list[dict], paragraphs: list[int], features: list[str], context
     n = len(rows)
     X = np.array([[row.get(f, 0.0) for f in features] for row in rows], dtype=np.float64).reshape(n, len(features))
     if paragraph:
-        Pm = np.array([[row.get(f, 0.0) for f in paragraph] for row in rows], dtype=np.float64).reshape(n, len(paragraph))
+        Pm = np.array([[row.get(f, 0.0) for f in paragraph] for row in rows], dtype=np.float64).reshape(
+            n, len(paragraph)
+        )
         keys, inverse = np.unique(np.asarray(paragraphs), return_inverse=True)
         sums = np.zeros((len(keys), len(paragraph)))
         np.add.at(sums, inverse, Pm)
@@ -137,8 +142,14 @@ def design_names(features: list[str], context: list[str], paragraph=()) -> list[
     return [*names, *(f"prev_{c}" for c in context), *(f"next_{c}" for c in context), "para_start", "para_end"]
 
 
-def votes(processor: str, lang: str, sentences, analyses: list[tuple[dict, dict]], threshold: float = 0.6,
-          path: str | Path | None = None):
+def votes(
+    processor: str,
+    lang: str,
+    sentences,
+    analyses: list[tuple[dict, dict]],
+    threshold: float = 0.6,
+    path: str | Path | None = None,
+):
     """One Vote per sentence from (features, evidence) pairs: score = p, yes = p ≥ threshold, type = the
     most probable type, evidence["type_scores"] = the type probabilities (the ensemble weighs them by p)."""
     from bookreader_cli.nlp.base import Vote
