@@ -40,21 +40,27 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
+def cli_env(home: Path, **extra: str) -> dict:
+    """The environment of a CLI subprocess: the test's home, no colour, one math thread, no config file."""
+    env = dict(
+        os.environ,
+        BOOKREADER_HOME=str(home),
+        NO_COLOR="1",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
+    env.pop("BOOKREADER_CONFIG", None)
+    env.update(extra)
+    return env
+
+
 @pytest.fixture
 def cli(home: Path):
     """Run `bookreader ARGS…` in a subprocess against the test's own home; returns CliResult."""
 
     def run(*args: str, input: str | bytes | None = None, env: dict | None = None, timeout: float = 600) -> CliResult:
-        full_env = dict(
-            os.environ,
-            BOOKREADER_HOME=str(home),
-            NO_COLOR="1",
-            OMP_NUM_THREADS="1",
-            OPENBLAS_NUM_THREADS="1",
-            MKL_NUM_THREADS="1",
-        )
-        full_env.pop("BOOKREADER_CONFIG", None)
-        full_env.update(env or {})
+        full_env = cli_env(home, **(env or {}))
         proc = subprocess.run(
             [sys.executable, "-m", "bookreader_cli", *map(str, args)],
             input=input,

@@ -6,12 +6,13 @@ are all ready (a plain burst of Popen calls would let Python's start-up time ser
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from conftest import cli_env
 
 # The child: ready → wait for go → run the CLI's __main__ with the given arguments.
 LAUNCHER = (
@@ -31,20 +32,6 @@ class Outcome:
     code: int
     stdout: str
     stderr: str
-
-
-def cli_env(home: Path, **extra: str) -> dict:
-    env = dict(
-        os.environ,
-        BOOKREADER_HOME=str(home),
-        NO_COLOR="1",
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-    )
-    env.pop("BOOKREADER_CONFIG", None)
-    env.update(extra)
-    return env
 
 
 def run_at_once(home: Path, work: Path, argv_list: list[list[str]], timeout: float = 180) -> list[Outcome]:

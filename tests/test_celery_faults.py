@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("celery")
 pytest.importorskip("redis")
 
+from conftest import cli_env
 from redis_server import RedisServer, have_redis_server
 
 TESTS = Path(__file__).resolve().parent
@@ -41,16 +42,7 @@ def broker_env(server: RedisServer) -> dict:
 
 
 def start_cli(home: Path, *args: str, env: dict) -> subprocess.Popen:
-    full_env = dict(
-        os.environ,
-        BOOKREADER_HOME=str(home),
-        NO_COLOR="1",
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        **env,
-    )
-    full_env.pop("BOOKREADER_CONFIG", None)
+    full_env = cli_env(home, **env)
     return subprocess.Popen(
         [sys.executable, "-m", "bookreader_cli", *map(str, args)],
         env=full_env,

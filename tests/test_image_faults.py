@@ -24,7 +24,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import test_images_cli
-from conftest import db_snapshot
+from conftest import cli_env, db_snapshot
 from fake_image_api import FakeImageAPI, make_image
 from test_images import RecordingSleep, desc, fast_options, run
 from test_images_cli import LAMP, image_rows, rows, runs_of
@@ -137,21 +137,13 @@ def test_a_local_protocol_error_is_not_retried_and_its_text_is_scrubbed(caplog):
 
 # ---- 2. Ctrl-C while a request hangs --------------------------------------------------------------
 def _cli_env(home: Path, api: FakeImageAPI, **extra) -> dict:
-    env = dict(
-        os.environ,
-        BOOKREADER_HOME=str(home),
-        NO_COLOR="1",
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        BOOKREADER_IMAGES_BASE_URL=api.base_url,
-        BOOKREADER_IMAGES_BACKOFF_BASE="0.01",
-        BOOKREADER_IMAGES_RATE_PER_SECOND="0",
-        POLLINATIONS_API_KEY="",
-    )
-    env.pop("BOOKREADER_CONFIG", None)
-    env.update(extra)
-    return env
+    fixed = {
+        "BOOKREADER_IMAGES_BASE_URL": api.base_url,
+        "BOOKREADER_IMAGES_BACKOFF_BASE": "0.01",
+        "BOOKREADER_IMAGES_RATE_PER_SECOND": "0",
+        "POLLINATIONS_API_KEY": "",
+    }
+    return cli_env(home, **{**fixed, **extra})
 
 
 def _wait_for(condition, seconds: float = 60.0, what: str = "condition") -> None:

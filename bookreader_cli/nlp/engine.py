@@ -160,7 +160,12 @@ def _score_here(name, text, sentences, lang, nlp, votes, failures, timings) -> N
         check_votes(name, result, sentences)
         votes[name] = {v.index: v for v in result}
     except Exception as exc:
-        failures[name] = f"{type(exc).__name__}: {exc}"[:500]
+        failures[name] = failure_text(exc)
+
+
+def failure_text(exc: BaseException) -> str:
+    """How a processor's crash is kept in `processor_failures` (the same words in-process and in a worker)."""
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def check_votes(name: str, result: list[Vote], sentences: list[Sentence]) -> None:

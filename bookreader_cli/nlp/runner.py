@@ -166,7 +166,7 @@ class ChapterJob:
                         self.pool.restart()
                         future = self.pool.submit(score_task, name, self.lang, self.text, self.sentences, self.nlp)
                 except Exception as exc:
-                    failures[name] = f"{type(exc).__name__}: {exc}"[:500]
+                    failures[name] = engine.failure_text(exc)
                     break
         return engine.finish(self.text, self.sentences, votes, failures, timings, self.plan, self.lang, self.started)
 
